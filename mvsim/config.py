@@ -1,0 +1,292 @@
+"""Configuration: frozen dataclasses in sections, loaded from TOML with dotted overrides.
+
+Every config is a JAX pytree: float fields are *leaves* (traced when the config is passed
+to a jitted function, so sweeping a float never recompiles), while ints, strings and bools
+are static metadata (they fix shapes and control flow, and changing them compiles anew).
+
+Each field carries its allowed range or choices and a one-line doc; `validate` checks
+them and raises `ConfigError` with one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import jax
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message is one line meant for the user."""
+
+
+def param(default, doc, lo=None, hi=None, lo_open=False, hi_open=False, choices=None):
+    """A config field with its allowed range (or choices) and a one-line description."""
+    meta = dict(doc=doc, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices)
+    return field(default=default, metadata=meta)
+
+
+def _pytree(cls):
+    """Freeze a section and register it: floats are traced leaves, the rest is static."""
+    cls = dataclass(frozen=True)(cls)
+    data = [f.name for f in fields(cls) if f.type in ("float", float)]
+    meta = [f.name for f in fields(cls) if f.name not in data]
+    return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+
+
+@_pytree
+class DataConfig:
+    k: int = param(10, "number of classes of the downstream task", lo=2)
+    L: int = param(2, "discriminative features per class", lo=2)
+    d: int = param(256, "patch dimension (needs d >= (k + k_extra) * L)", lo=2)
+    P: int = param(16, "patches per input", lo=2)
+    C_p: int = param(2, "patches occupied by each present feature", lo=1)
+    k_extra: int = param(0, "extra classes seen only in the pretraining data", lo=0)
+    s: float = param(2.0, "other-class features appear with probability s/k each", lo=0.0)
+    z_own_lo: float = param(1.0, "lower end of a strong own feature's sum of z", lo=0.0)
+    z_own_hi: float = param(1.5, "upper end of a strong own feature's sum of z", lo=0.0)
+    z_other_lo: float = param(0.1, "lower end of an other-class feature's sum of z (multi-view)", lo=0.0)
+    z_other_hi: float = param(0.4, "upper end of an other-class feature's sum of z (multi-view)", lo=0.0)
+    Gamma: float = param(0.15, "upper end of other-class features' sum of z in single-view data", lo=0.0)
+    rho: float = param(0.05, "sum of z of the weak own features of single-view data", lo=0.0)
+    gamma: float = param(0.01, "feature noise: alpha ~ U[0, gamma] on every feature, every patch", lo=0.0)
+    sigma_feat: float = param(0.05, "Gaussian noise std * sqrt(d) on patches that carry a feature", lo=0.0)
+    sigma_bg: float = param(1.0, "Gaussian noise std * sqrt(d) on background patches", lo=0.0)
+    mu: float = param(0.03, "probability that a sample is single-view", lo=0.0, hi=1.0)
+    n_train: int = param(500, "labelled training samples (SL and fine-tuning)", lo=1)
+    n_pretrain: int = param(500, "unlabelled pretraining samples (MRP)", lo=1)
+    n_test: int = param(1000, "test samples of each kind (multi-view and single-view)", lo=1)
+
+
+@_pytree
+class NetConfig:
+    q: int = param(3, "power of the smoothed ReLU near 0 (theory: q >= 3)", lo=2)
+    varrho: float = param(0.6, "threshold of the smoothed ReLU's polynomial part", lo=0.0, lo_open=True)
+    sigma_0: float = param(0.01, "std of the Gaussian kernel initialisation", lo=0.0, lo_open=True)
+    m: int = param(5, "kernels per class (SL: m per class; MRP encoder: (k + k_extra) * m)", lo=1)
+
+
+@_pytree
+class MrpConfig:
+    mask_keep: float = param(0.5, "probability that a patch is kept (not masked)", lo=0.0, hi=1.0,
+                             lo_open=True, hi_open=True)
+    target: str = param("data2vec", "what the decoder predicts", choices=("data2vec", "mae"))
+    teacher: str = param("stopgrad", "data2vec teacher: stop-gradient copy or EMA of the student",
+                         choices=("stopgrad", "ema"))
+    ema_tau: float = param(0.99, "EMA decay of the teacher (teacher = 'ema')", lo=0.0, hi=1.0)
+    decoder: str = param("diag", "linear decoder: one scalar per kernel, or a full matrix",
+                         choices=("diag", "full"))
+    decoder_init: float = param(1.0, "initial decoder scale b (diag) or b * identity (full)")
+    decoder_lr: float = param(0.0, "GD learning rate of the decoder (0: decoder fixed)", lo=0.0)
+    step: str = param("normalized", "kernel update: per-kernel normalised GD step, or plain GD",
+                      choices=("normalized", "gd"))
+    norm_cap: float = param(1.0, "cap on each kernel's norm after a step (0: no cap)", lo=0.0)
+
+
+@_pytree
+class FtConfig:
+    mode: str = param("full", "fine-tune the head and the kernels, or the head only",
+                      choices=("full", "head"))
+
+
+@_pytree
+class TrainConfig:
+    sl_steps: int = param(450, "full-batch GD steps of supervised learning", lo=0)
+    sl_lr: float = param(3.0, "SL learning rate", lo=0.0)
+    mrp_steps: int = param(400, "GD steps of mask-reconstruction pretraining", lo=0)
+    mrp_lr: float = param(0.01, "MRP step size (kernel norm moved per step when normalised)", lo=0.0)
+    ft_steps: int = param(200, "GD steps of fine-tuning", lo=0)
+    ft_lr: float = param(1.0, "fine-tuning learning rate of the linear head", lo=0.0)
+    ft_kernel_lr: float = param(1.0, "fine-tuning learning rate of the kernels (mode = 'full')", lo=0.0)
+    log_every: int = param(10, "record Lambda every this many steps", lo=1)
+
+
+@_pytree
+class MetricsConfig:
+    capture_frac: float = param(1.0, "a feature is captured when Lambda >= capture_frac * varrho",
+                                lo=0.0, lo_open=True)
+
+
+@_pytree
+class RunConfig:
+    seed: int = param(0, "base seed; seed s of a sweep uses fold_in(PRNGKey(seed), s)", lo=0)
+
+
+SECTIONS = {
+    "data": DataConfig, "net": NetConfig, "mrp": MrpConfig, "ft": FtConfig,
+    "train": TrainConfig, "metrics": MetricsConfig, "run": RunConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    mrp: MrpConfig = field(default_factory=MrpConfig)
+    ft: FtConfig = field(default_factory=FtConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def k_pre(self) -> int:
+        """Classes in the pretraining data."""
+        return self.data.k + self.data.k_extra
+
+
+jax.tree_util.register_dataclass(Config, data_fields=list(SECTIONS), meta_fields=[])
+
+
+# ---------------------------------------------------------------- keys and values
+
+
+def all_keys() -> dict[str, dataclasses.Field]:
+    """Every dotted key ('data.mu', ...) with its field."""
+    return {f"{s}.{f.name}": f for s, cls in SECTIONS.items() for f in fields(cls)}
+
+
+def _describe(f: dataclasses.Field) -> str:
+    m = f.metadata
+    if m.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in m["choices"])
+    kind = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false"}[f.type]
+    lo, hi = m.get("lo"), m.get("hi")
+    if lo is not None and hi is not None:
+        return f"{kind} in {'(' if m['lo_open'] else '['}{lo}, {hi}{')' if m['hi_open'] else ']'}"
+    if lo is not None:
+        return f"{kind} {'>' if m['lo_open'] else '>='} {lo}"
+    if hi is not None:
+        return f"{kind} {'<' if m['hi_open'] else '<='} {hi}"
+    return kind
+
+
+def coerce(key: str, value: Any) -> Any:
+    """Convert a TOML or command-line value for `key` to the field's type, or raise ConfigError."""
+    keys = all_keys()
+    if key not in keys:
+        raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(keys))})")
+    f = keys[key]
+    allowed = _describe(f)
+    if isinstance(value, str) and f.type != "str":
+        text = value.strip()
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(f"{key} = {text!r}: expected {allowed}") from None
+    if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    expected = {"int": int, "float": float, "str": str, "bool": bool}[f.type]
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} = {value!r}: expected {allowed}")
+    m = f.metadata
+    bad = (
+        (m.get("choices") and value not in m["choices"])
+        or (isinstance(value, float) and not math.isfinite(value))
+        or (m.get("lo") is not None and (value <= m["lo"] if m["lo_open"] else value < m["lo"]))
+        or (m.get("hi") is not None and (value >= m["hi"] if m["hi_open"] else value > m["hi"]))
+    )
+    if bad:
+        raise ConfigError(f"{key} = {value!r}: expected {allowed}")
+    return value
+
+
+def get(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def with_values(cfg: Config, values: dict[str, Any]) -> Config:
+    """A copy of `cfg` with dotted keys set (values are coerced and checked), then validated."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        value = coerce(key, value)
+        section, name = key.split(".")
+        by_section.setdefault(section, {})[name] = value
+    cfg = replace(cfg, **{s: replace(getattr(cfg, s), **kv) for s, kv in by_section.items()})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Check every field and the relations between fields; raise ConfigError on the first problem."""
+    for key in all_keys():
+        coerce(key, get(cfg, key))
+    d = cfg.data
+    checks = [
+        (d.d >= cfg.k_pre * d.L, "data.d", d.d,
+         f"at least (data.k + data.k_extra) * data.L = {cfg.k_pre * d.L} (features are orthonormal)"),
+        (d.P >= d.L * d.C_p, "data.P", d.P,
+         f"at least data.L * data.C_p = {d.L * d.C_p} (room for the own features)"),
+        (d.s <= d.k, "data.s", d.s, f"at most data.k = {d.k} (s/k is a probability)"),
+        (d.z_own_lo <= d.z_own_hi, "data.z_own_lo", d.z_own_lo, f"<= data.z_own_hi = {d.z_own_hi}"),
+        (d.z_other_lo <= d.z_other_hi, "data.z_other_lo", d.z_other_lo,
+         f"<= data.z_other_hi = {d.z_other_hi}"),
+        (cfg.train.log_every <= max(cfg.train.sl_steps, cfg.train.mrp_steps, cfg.train.ft_steps, 1),
+         "train.log_every", cfg.train.log_every, "at most the largest number of steps"),
+    ]
+    for ok, key, value, allowed in checks:
+        if not ok:
+            raise ConfigError(f"{key} = {value!r}: expected {allowed}")
+
+
+# ---------------------------------------------------------------- TOML
+
+
+def from_dict(tree: dict[str, Any]) -> Config:
+    """Build a Config from nested TOML-style sections; unknown sections or keys raise ConfigError."""
+    values = {}
+    for section, table in tree.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise ConfigError(f"unknown config section '{section}' (known: {', '.join(SECTIONS)})")
+        for name, value in table.items():
+            values[f"{section}.{name}"] = value
+    return with_values(Config(), values)
+
+
+def load_toml(path: str | Path) -> tuple[Config, dict[str, list]]:
+    """Read a config file; returns the config and the grid stored in it (a `[grid]` table, if any)."""
+    path = Path(path)
+    try:
+        tree = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {e}") from None
+    grid = tree.pop("grid", {})
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid.{key} in '{path}': expected a non-empty list of values")
+    return from_dict(tree), {k: list(v) for k, v in grid.items()}
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def to_toml(cfg: Config, grid: dict[str, list] | None = None) -> str:
+    """The fully resolved config (and grid) as TOML that `load_toml` reads back exactly."""
+    lines = []
+    for section, cls in SECTIONS.items():
+        lines.append(f"[{section}]")
+        for f in fields(cls):
+            lines.append(f"{f.name} = {_toml_value(getattr(getattr(cfg, section), f.name))}"
+                         f"  # {f.metadata['doc']}")
+        lines.append("")
+    if grid:
+        lines.append("[grid]")
+        for key, values in grid.items():
+            lines.append(f'"{key}" = {_toml_value(list(values))}')
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""One seed, all methods: `run_seed(key, cfg) -> record`, written for one seed.
+
+SL, MRP pretraining and fine-tuning run on data drawn from the same features, so their
+numbers compare like for like. Batch over seeds with `make_run(cfg)` (jit of vmap).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mvsim import data, metrics, nets, train
+from mvsim.config import Config
+
+METHODS = ("sl", "mrp", "mrp_ft")
+
+SCALARS = (
+    "features_total", "features_captured", "classes_all_captured", "classes_one_captured",
+    "lottery_agreement", "acc_train", "acc_multi", "acc_single", "acc_test", "mem_single",
+    "final_loss", "diverged",
+)
+
+
+class Data(dict):
+    """The datasets of one seed: V, train, train_fresh (same samples, fresh noise), pre, test_m, test_s."""
+
+    __getattr__ = dict.__getitem__
+
+
+def make_data(key, cfg: Config) -> Data:
+    """Features and all datasets of one seed, generated on device."""
+    dc, k, kL = cfg.data, cfg.data.k, cfg.data.k * cfg.data.L
+    k_feat, k_lay, k_noise, k_fresh, k_pre, k_tm, k_ts = jax.random.split(key, 7)
+    V = data.make_features(k_feat, cfg.k_pre * dc.L, dc.d)
+    lay = data.layouts(k_lay, dc.n_train, dc.mu, dc, k)
+    return Data(
+        V=V,
+        train=data.render_all(k_noise, lay, V[:kL], dc),
+        train_fresh=data.render_all(k_fresh, lay, V[:kL], dc),
+        pre=data.dataset(k_pre, dc.n_pretrain, dc.mu, V, dc, cfg.k_pre),
+        test_m=data.dataset(k_tm, dc.n_test, 0.0, V, dc, k),
+        test_s=data.dataset(k_ts, dc.n_test, 1.0, V, dc, k),
+    )
+
+
+def evaluate(logits_fn, D: Data, mu) -> dict:
+    """Accuracies of a classifier `logits_fn(x) -> (n, k)` on the train and test sets."""
+    acc_multi = metrics.accuracy(logits_fn(D.test_m.x), D.test_m.y)
+    acc_single = metrics.accuracy(logits_fn(D.test_s.x), D.test_s.y)
+    return {
+        "acc_train": metrics.accuracy(logits_fn(D.train.x), D.train.y),
+        "acc_multi": acc_multi,
+        "acc_single": acc_single,
+        "acc_test": metrics.test_accuracy(acc_multi, acc_single, mu),
+    }
+
+
+def summarize(lam, threshold, loss, **extra) -> dict:
+    """The scalar record of one method from its Lambda trajectory (n_logs, k, L) and final loss."""
+    nan = jnp.float32(jnp.nan)
+    out = {key: nan for key in SCALARS}
+    out.update(metrics.capture_stats(lam[-1], lam[0], threshold))
+    out.update(extra)
+    out["final_loss"] = loss
+    out["diverged"] = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(lam)))
+    out["lam"] = lam
+    return out
+
+
+def run_seed(key, cfg: Config) -> dict:
+    """Train and evaluate SL, MRP and MRP+FT on one seed's data: {method: {scalar: (), 'lam': (T, k, L)}}."""
+    k_data, k_sl, k_mrp, k_mask, k_loss = jax.random.split(key, 5)
+    D = make_data(k_data, cfg)
+    q, varrho, mu = cfg.net.q, cfg.net.varrho, cfg.data.mu
+    threshold = cfg.metrics.capture_frac * varrho
+
+    W_sl, lam_sl = train.train_sl(train.init_sl(k_sl, cfg), D.train, D.V, cfg)
+    sl_logits = lambda x: nets.sl_logits(x, W_sl, q, varrho)
+    single = D.train.single
+    mem = (metrics.accuracy(sl_logits(D.train.x), D.train.y, single)
+           - metrics.accuracy(sl_logits(D.train_fresh.x), D.train_fresh.y, single))
+    sl = summarize(lam_sl, threshold, nets.sl_loss(W_sl, D.train.x, D.train.y, q, varrho),
+                   lottery_agreement=metrics.lottery_agreement(lam_sl[-1], lam_sl[0]),
+                   mem_single=mem, **evaluate(sl_logits, D, mu))
+
+    (p_mrp, teacher_W), lam_mrp = train.train_mrp(train.init_mrp(k_mrp, cfg), k_mask, D.pre, D.V, cfg)
+    mrp = summarize(lam_mrp, threshold, train.mrp_final_loss(p_mrp, teacher_W, k_loss, D.pre, cfg))
+
+    p_ft, lam_ft = train.train_ft(p_mrp["W"], D.train, D.V, cfg)
+    ft_logits = lambda x: nets.ft_logits(p_ft, x, q, varrho)
+    ft = summarize(lam_ft, threshold, nets.ft_loss(p_ft, D.train.x, D.train.y, q, varrho),
+                   **evaluate(ft_logits, D, mu))
+    return {"sl": sl, "mrp": mrp, "mrp_ft": ft}
+
+
+def make_run(cfg: Config):
+    """A jitted function (keys (S, 2), cfg) -> records batched over S seeds.
+
+    Floats of `cfg` are traced, so every float value reuses one compilation.
+    """
+    return jax.jit(jax.vmap(run_seed, in_axes=(0, None)))
+
+
+def seed_keys(base_seed: int, seeds) -> jax.Array:
+    """Key of seed s: fold_in(PRNGKey(base_seed), s), independent of chunking. Shape (S, 2)."""
+    base = jax.random.PRNGKey(base_seed)
+    return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
