@@ -247,20 +247,34 @@ def from_dict(tree: dict[str, Any]) -> Config:
     return with_values(Config(), values)
 
 
-def load_toml(path: str | Path) -> tuple[Config, dict[str, list]]:
-    """Read a config file; returns the config and the grid stored in it (a `[grid]` table, if any)."""
+def _read_toml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        tree = tomllib.loads(path.read_text())
-    except FileNotFoundError:
+        return tomllib.loads(path.read_text())
+    except (FileNotFoundError, IsADirectoryError):
         raise ConfigError(f"config file '{path}' does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file '{path}' is not valid TOML: {e}") from None
+
+
+def load_run_toml(path: str | Path) -> tuple[Config, dict[str, list], int | None]:
+    """Read a config file: the config, its `[grid]` table ({key: values}) and `[sweep] seeds` (or None)."""
+    tree = _read_toml(path)
     grid = tree.pop("grid", {})
+    sweep = tree.pop("sweep", {})
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key} in '{path}': expected a non-empty list of values")
-    return from_dict(tree), {k: list(v) for k, v in grid.items()}
+    seeds = sweep.get("seeds")
+    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or seeds <= 0):
+        raise ConfigError(f"sweep.seeds = {seeds!r} in '{path}': expected a positive integer")
+    return from_dict(tree), {k: list(v) for k, v in grid.items()}, seeds
+
+
+def load_toml(path: str | Path) -> tuple[Config, dict[str, list]]:
+    """Read a config file; returns the config and the grid stored in it (a `[grid]` table, if any)."""
+    cfg, grid, _ = load_run_toml(path)
+    return cfg, grid
 
 
 def _toml_value(v: Any) -> str:
@@ -275,8 +289,8 @@ def _toml_value(v: Any) -> str:
     return str(v)
 
 
-def to_toml(cfg: Config, grid: dict[str, list] | None = None) -> str:
-    """The fully resolved config (and grid) as TOML that `load_toml` reads back exactly."""
+def to_toml(cfg: Config, grid: dict[str, list] | None = None, seeds: int | None = None) -> str:
+    """The fully resolved config (and grid, and seed count) as TOML that `load_run_toml` reads back exactly."""
     lines = []
     for section, cls in SECTIONS.items():
         lines.append(f"[{section}]")
@@ -289,4 +303,11 @@ def to_toml(cfg: Config, grid: dict[str, list] | None = None) -> str:
         for key, values in grid.items():
             lines.append(f'"{key}" = {_toml_value(list(values))}')
         lines.append("")
+    if seeds is not None:
+        lines += ["[sweep]", f"seeds = {seeds}", ""]
     return "\n".join(lines)
+
+
+def strip_seeds(text: str) -> str:
+    """A `to_toml` text without its `[sweep]` table: what must match to resume a results directory."""
+    return text.split("\n[sweep]\n")[0].rstrip()

@@ -93,12 +93,16 @@ def run_seed(key, cfg: Config) -> dict:
     return {"sl": sl, "mrp": mrp, "mrp_ft": ft}
 
 
-def make_run(cfg: Config):
-    """A jitted function (keys (S, 2), cfg) -> records batched over S seeds.
+_run_batched = jax.jit(jax.vmap(run_seed, in_axes=(0, None)))
 
-    Floats of `cfg` are traced, so every float value reuses one compilation.
+
+def make_run():
+    """The jitted function (keys (S, 2), cfg) -> records batched over S seeds.
+
+    One function for the whole process, so its compilation cache is shared: floats of `cfg`
+    are traced (every float value reuses a compilation); ints and strings key the cache.
     """
-    return jax.jit(jax.vmap(run_seed, in_axes=(0, None)))
+    return _run_batched
 
 
 def seed_keys(base_seed: int, seeds) -> jax.Array:

@@ -1,0 +1,3 @@
+"""Placeholder replaced by the figures module."""
+def make_all(out, pdf=False):
+    return []

@@ -1,0 +1,69 @@
+"""The results directory: Parquet chunks written atomically, loaded back as pandas DataFrames.
+
+Layout of DIR:
+  config.toml            the resolved config, grid and seed count (repeatable with --config)
+  summary/<chunk>.parquet  one row per (grid point, seed, method)
+  features/<chunk>.parquet Lambda_{i,l} over training, long format
+A chunk counts as done when its summary file exists; its features file is written first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SUMMARY, FEATURES = "summary", "features"
+
+
+def chunk_name(grid_point: int, seeds, process: int = 0) -> str:
+    """File name of a chunk: grid point, first seed, seed count and writing process."""
+    return f"g{grid_point:04d}_s{int(seeds[0]):07d}_n{len(seeds):05d}_p{process:03d}.parquet"
+
+
+def write_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write a Parquet file under a temporary name, then rename it: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def write_chunk(out: Path, name: str, summary: pd.DataFrame, features: pd.DataFrame) -> None:
+    write_atomic(features, out / FEATURES / name)
+    write_atomic(summary, out / SUMMARY / name)
+
+
+def _read_all(folder: Path, columns=None) -> pd.DataFrame:
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return pd.DataFrame(columns=columns)
+    return pd.concat([pd.read_parquet(f, columns=columns) for f in files], ignore_index=True)
+
+
+def load(out) -> pd.DataFrame:
+    """The summary of a results directory: one row per (grid point, seed, method)."""
+    df = _read_all(Path(out) / SUMMARY)
+    return df.sort_values(["grid_point", "seed", "method"], ignore_index=True) if len(df) else df
+
+
+def load_features(out) -> pd.DataFrame:
+    """The Lambda trajectories of a results directory, one row per (grid point, seed, method, step, feature)."""
+    return _read_all(Path(out) / FEATURES)
+
+
+def done_seeds(out) -> dict[int, set[int]]:
+    """Seeds already finished at each grid point; drops features files whose chunk never finished."""
+    out = Path(out)
+    summaries = {f.name for f in (out / SUMMARY).glob("*.parquet")} if (out / SUMMARY).is_dir() else set()
+    if (out / FEATURES).is_dir():
+        for f in (out / FEATURES).glob("*.parquet"):
+            if f.name not in summaries:
+                f.unlink()
+    df = _read_all(out / SUMMARY, columns=["grid_point", "seed"])
+    done: dict[int, set[int]] = {}
+    for gp, seeds in df.groupby("grid_point")["seed"]:
+        done[int(gp)] = set(np.unique(seeds).tolist())
+    return done
