@@ -84,7 +84,8 @@ class MrpConfig:
     decoder_lr: float = param(0.0, "GD learning rate of the decoder (0: decoder fixed)", lo=0.0)
     step: str = param("normalized", "kernel update: per-kernel normalised GD step, or plain GD",
                       choices=("normalized", "gd"))
-    norm_cap: float = param(1.0, "cap on each kernel's norm after a step (0: no cap)", lo=0.0)
+    norm_cap: float = param(2.0, "cap on each kernel's norm after a step, in units of net.varrho (0: no cap)",
+                            lo=0.0)
 
 
 @_pytree

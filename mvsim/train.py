@@ -118,7 +118,7 @@ def train_mrp(params, key, pre: Dataset, V, cfg: Config):
         teacher = params["W"] if c.teacher == "stopgrad" else teacher_W
         g = grad(params, teacher, pre.x, keep, q, varrho, c.target, c.decoder)
         if c.step == "normalized":
-            W = normalized_step(params["W"], g["W"], cfg.train.mrp_lr, c.norm_cap)
+            W = normalized_step(params["W"], g["W"], cfg.train.mrp_lr, c.norm_cap * varrho)
         else:
             W = params["W"] - cfg.train.mrp_lr * g["W"]
         new = {name: v - c.decoder_lr * g[name] for name, v in params.items() if name != "W"}
