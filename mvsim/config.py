@@ -65,9 +65,9 @@ class DataConfig:
 @_pytree
 class NetConfig:
     q: int = param(3, "power of the smoothed ReLU near 0 (theory: q >= 3)", lo=2)
-    varrho: float = param(0.6, "threshold of the smoothed ReLU's polynomial part", lo=0.0, lo_open=True)
+    varrho: float = param(1.0, "threshold of the smoothed ReLU's polynomial part", lo=0.0, lo_open=True)
     sigma_0: float = param(0.01, "std of the Gaussian kernel initialisation", lo=0.0, lo_open=True)
-    m: int = param(5, "kernels per class (SL: m per class; MRP encoder: (k + k_extra) * m)", lo=1)
+    m: int = param(10, "kernels per class (SL: m per class; MRP encoder: (k + k_extra) * m)", lo=1)
 
 
 @_pytree
@@ -96,11 +96,11 @@ class FtConfig:
 
 @_pytree
 class TrainConfig:
-    sl_steps: int = param(450, "full-batch GD steps of supervised learning", lo=0)
-    sl_lr: float = param(3.0, "SL learning rate", lo=0.0)
-    mrp_steps: int = param(400, "GD steps of mask-reconstruction pretraining", lo=0)
-    mrp_lr: float = param(0.01, "MRP step size (kernel norm moved per step when normalised)", lo=0.0)
-    ft_steps: int = param(200, "GD steps of fine-tuning", lo=0)
+    sl_steps: int = param(300, "full-batch GD steps of supervised learning", lo=0)
+    sl_lr: float = param(10.0, "SL learning rate", lo=0.0)
+    mrp_steps: int = param(100, "GD steps of mask-reconstruction pretraining", lo=0)
+    mrp_lr: float = param(0.02, "MRP step size (kernel norm moved per step when normalised)", lo=0.0)
+    ft_steps: int = param(100, "GD steps of fine-tuning", lo=0)
     ft_lr: float = param(1.0, "fine-tuning learning rate of the linear head", lo=0.0)
     ft_kernel_lr: float = param(1.0, "fine-tuning learning rate of the kernels (mode = 'full')", lo=0.0)
     log_every: int = param(10, "record Lambda every this many steps", lo=1)

@@ -6,6 +6,8 @@ numbers compare like for like. Batch over seeds with `make_run(cfg)` (jit of vma
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -21,10 +23,15 @@ SCALARS = (
 )
 
 
-class Data(dict):
-    """The datasets of one seed: V, train, train_fresh (same samples, fresh noise), pre, test_m, test_s."""
+class Data(NamedTuple):
+    """The features and datasets of one seed."""
 
-    __getattr__ = dict.__getitem__
+    V: jax.Array  # (k_pre L, d) orthonormal features
+    train: data.Dataset  # labelled training set
+    train_fresh: data.Dataset  # the same training samples with fresh Gaussian noise
+    pre: data.Dataset  # unlabelled pretraining set over k + k_extra classes
+    test_m: data.Dataset  # multi-view test set
+    test_s: data.Dataset  # single-view test set
 
 
 def make_data(key, cfg: Config) -> Data:

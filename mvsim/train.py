@@ -52,9 +52,15 @@ def scan_logged(step, state, n_steps: int, log_every: int, log):
 
 def normalized_step(W, g, lr, cap):
     """Move each kernel (row of W) by lr along its own normalised negative gradient, then
-    shrink rows whose norm exceeds `cap` (cap = 0: no cap). Rows with zero gradient stay."""
-    g_norm = jnp.linalg.norm(g, axis=-1, keepdims=True)
-    W = W - lr * g / jnp.maximum(g_norm, 1e-30)
+    shrink rows whose norm exceeds `cap` (cap = 0: no cap). Rows with zero gradient stay.
+
+    Rows are divided by their largest entry before the norm is taken: squaring gradients of
+    ~1e-20 (tiny inits) would underflow float32 and blow the step up.
+    """
+    top = jnp.max(jnp.abs(g), axis=-1, keepdims=True)
+    u = g / jnp.where(top > 0, top, 1.0)
+    u_norm = jnp.linalg.norm(u, axis=-1, keepdims=True)
+    W = W - lr * u / jnp.where(u_norm > 0, u_norm, 1.0)
     w_norm = jnp.linalg.norm(W, axis=-1, keepdims=True)
     shrink = jnp.where(cap > 0, jnp.minimum(1.0, cap / jnp.maximum(w_norm, 1e-30)), 1.0)
     return W * shrink

@@ -3,6 +3,7 @@
 import contextlib
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -159,8 +160,6 @@ def tiny(seed, n=4, P=5, d=6):
     """Inputs whose pre-activations fall below 0, inside (0, varrho) and above varrho."""
     return rand(seed, (n, P, d), 0.6, jnp.float64)
 
-
-import jax.flatten_util  # noqa: E402
 
 
 @pytest.mark.parametrize("q", [3, 4])

@@ -190,7 +190,8 @@ def test_make_all_two_and_three_key_grids(tmp_path):
     out = fabricate(tmp_path / "two", grid={"data.mu": [0.03, 0.2], "mrp.mask_keep": [0.3, 0.5, 0.7]},
                     seeds=2)
     _check_pngs(plots.make_all(out, dpi=FAST_DPI), BASIC + ["grid_data.mu_mrp.mask_keep.png"])
-    three = {"data.mu": [0.03, 0.2], "net.m": [3, 5], "mrp.target": ["data2vec", "mae"]}
+    base_m = C.Config().net.m  # the base config is grid point 2: (0.03, base_m, "data2vec")
+    three = {"data.mu": [0.03, 0.2], "net.m": [3, base_m], "mrp.target": ["data2vec", "mae"]}
     out = fabricate(tmp_path / "three", grid=three, seeds=2)
     res = plots.load_results(out)
     assert res.ref == 2 and res.keys == ["data.mu", "net.m", "mrp.target"]

@@ -99,12 +99,9 @@ def test_zero_gradient_row_does_not_move():
 
 
 def test_normalized_step_with_tiny_gradient():
-    # BUG: normalized_step computes ||g|| as sqrt(sum g^2) in float32. When the components of
-    # a row are below ~1e-19 their squares underflow (XLA:CPU also flushes subnormals), so
-    # ||g|| = 0, the 1e-30 floor kicks in and the row moves by lr * ||g|| / 1e-30 instead of
-    # lr (here ~1e6 times too far; with the cap the row is thrown straight to norm = cap).
-    # MRP gradients scale like Lambda^(2q-1), so a sweep to small sigma_0 (~1e-4) reaches
-    # this regime. A scaled norm (divide by max|g| before squaring) would fix it.
+    # Regression: ||g|| as sqrt(sum g^2) in float32 underflows for components below ~1e-19
+    # (XLA:CPU also flushes subnormals), and the row then moved ~1e6 times too far. MRP
+    # gradients scale like Lambda^(2q-1), so a sweep to small sigma_0 (~1e-4) reaches this.
     rng = np.random.default_rng(3)
     W = jnp.asarray(0.1 * rng.standard_normal((2, 8)), jnp.float32)
     g = jnp.asarray(rng.standard_normal((2, 8)) * np.array([1e-22, 1.0])[:, None], jnp.float32)
@@ -121,7 +118,7 @@ def tiny_sl():
     """A hand-built multi-view set (numpy, to spare the data generator's compilation): each
     sample carries its class's L features on patches 0..L-1, plus Gaussian noise."""
     cfg = with_values(Config(), {"data.k": 3, "data.L": 2, "data.d": 24, "data.P": 6, "data.n_train": 60,
-                                 "net.m": 2, "net.sigma_0": 0.2,
+                                 "net.m": 2, "net.sigma_0": 0.2, "net.varrho": 0.6,
                                  "train.sl_steps": 12, "train.log_every": 5, "train.sl_lr": 3.0})
     k, L, d, P, n = 3, 2, 24, 6, 60
     rng = np.random.default_rng(0)
@@ -168,7 +165,7 @@ def default_case():
     # only what the tests use leaves the jitted function (XLA drops the rest: less to compile)
     V, tr, pre = jax.jit(lambda key, cfg: (lambda D: (D.V, D.train, D.pre))(experiment.make_data(key, cfg)))(
         jax.random.PRNGKey(0), cfg)
-    return cfg, experiment.Data(V=V, train=tr, pre=pre)
+    return cfg, experiment.Data(V=V, train=tr, train_fresh=None, pre=pre, test_m=None, test_s=None)
 
 
 def test_default_init_correlations_are_not_zero(default_case):
@@ -205,16 +202,18 @@ def test_default_first_step_gradients_reach_every_feature(default_case):
     assert np.all(np.isfinite(proj))
     assert np.all(proj != 0), f"{np.sum(proj == 0)} exact zeros"
     # and the first normalised step moves every kernel by exactly mrp_lr (no underflowed norms)
-    W1 = train.normalized_step(params["W"], g["W"], cfg.train.mrp_lr, cfg.mrp.norm_cap)
+    cap = cfg.mrp.norm_cap * cfg.net.varrho  # as in train_mrp
+    W1 = train.normalized_step(params["W"], g["W"], cfg.train.mrp_lr, cap)
     move = np.linalg.norm(np.asarray(W1, np.float64) - np.asarray(params["W"], np.float64), axis=1)
     np.testing.assert_allclose(move, cfg.train.mrp_lr, rtol=1e-4)
 
 
 def test_small_sigma_0_first_mrp_step_moves_each_kernel_by_lr(default_case):
-    # BUG: the same underflow as test_normalized_step_with_tiny_gradient, reached from a real
+    # Regression: the same underflow as test_normalized_step_with_tiny_gradient, reached from a real
     # config: defaults with net.sigma_0 = 1e-4 (a point of the sigma_0 phase diagram). The MRP
     # gradient is ~3e-20 per component, its squared norm underflows, and the first normalised
-    # step throws every kernel to the norm cap (moves ~1.0 instead of mrp_lr = 0.01); at
+    # step throws every kernel to the norm cap (moves ~norm_cap * varrho = 1.2 instead of
+    # mrp_lr = 0.01); at
     # sigma_0 = 3e-4 some kernels already move 10% too far. The data does not depend on
     # sigma_0, so the default case's data is reused.
     cfg, D = default_case
@@ -226,6 +225,15 @@ def test_small_sigma_0_first_mrp_step_moves_each_kernel_by_lr(default_case):
     g = jax.jit(jax.grad(nets.mrp_loss), static_argnums=(4, 6, 7))(
         params, params["W"], D.pre.x, keep, q, varrho, cfg.mrp.target, cfg.mrp.decoder)
     assert np.all(np.asarray(g["W"]) != 0)
-    W1 = train.normalized_step(params["W"], g["W"], cfg.train.mrp_lr, cfg.mrp.norm_cap)
+    cap = cfg.mrp.norm_cap * cfg.net.varrho  # as in train_mrp
+    W1 = train.normalized_step(params["W"], g["W"], cfg.train.mrp_lr, cap)
     move = np.linalg.norm(np.asarray(W1, np.float64) - np.asarray(params["W"], np.float64), axis=1)
     np.testing.assert_allclose(move, cfg.train.mrp_lr, rtol=1e-4)
+
+
+def test_data_record_follows_the_attribute_protocol(default_case):
+    # Regression: Data was a dict with __getattr__ = dict.__getitem__, so a missing attribute
+    # raised KeyError (hasattr raised, and a Data could not leave a jitted function).
+    _, D = default_case
+    assert D.V is D[0]
+    assert not hasattr(D, "no_such_dataset")
