@@ -193,7 +193,8 @@ def test_float_grid_compiles_once_and_records_keys(tmp_path):
 
 
 def test_divergence_is_marked_and_warned(tmp_path, capsys):
-    assert run(tmp_path / "nan", "--set", "train.sl_lr=1e30", seeds=2, chunk=2) == 0
+    # a learning rate at the edge of float32: the SL weights overflow to inf and the loss to NaN
+    assert run(tmp_path / "nan", "--set", "train.sl_lr=3e38", seeds=2, chunk=2) == 0
     df = store.load(tmp_path / "nan")
     assert df[df.method == "sl"].diverged.all()
     assert not df[df.method == "mrp"].diverged.any()
