@@ -46,6 +46,7 @@ class DataConfig:
     P: int = param(16, "patches per input", lo=2)
     C_p: int = param(2, "patches occupied by each present feature", lo=1)
     k_extra: int = param(0, "extra classes seen only in the pretraining data", lo=0)
+    pretrain_drop: int = param(0, "downstream classes 0..pretrain_drop-1 absent from the pretraining data", lo=0)
     s: float = param(2.0, "other-class features appear with probability s/k each", lo=0.0)
     z_own_lo: float = param(1.0, "lower end of a strong own feature's sum of z", lo=0.0)
     z_own_hi: float = param(1.5, "upper end of a strong own feature's sum of z", lo=0.0)
@@ -95,6 +96,16 @@ class FtConfig:
 
 
 @_pytree
+class EnsembleConfig:
+    size: int = param(0, "SL models on the same data averaged as 'sl_ensemble' (0: off)", lo=0)
+    distill: bool = param(False, "also distil the ensemble into one SL model, method 'kd' (needs size >= 1)")
+    kd_temp: float = param(1.0, "distillation temperature tau (soft targets softmax(logits / tau))",
+                           lo=0.0, lo_open=True)
+    kd_weight: float = param(1.0, "weight of the soft targets in the distillation loss (1 - it: labels)",
+                             lo=0.0, hi=1.0)
+
+
+@_pytree
 class TrainConfig:
     sl_steps: int = param(300, "full-batch GD steps of supervised learning", lo=0)
     sl_lr: float = param(10.0, "SL learning rate", lo=0.0)
@@ -119,7 +130,7 @@ class RunConfig:
 
 SECTIONS = {
     "data": DataConfig, "net": NetConfig, "mrp": MrpConfig, "ft": FtConfig,
-    "train": TrainConfig, "metrics": MetricsConfig, "run": RunConfig,
+    "train": TrainConfig, "ensemble": EnsembleConfig, "metrics": MetricsConfig, "run": RunConfig,
 }
 
 
@@ -130,6 +141,7 @@ class Config:
     mrp: MrpConfig = field(default_factory=MrpConfig)
     ft: FtConfig = field(default_factory=FtConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -223,6 +235,13 @@ def validate(cfg: Config) -> None:
         (d.P >= d.L * d.C_p, "data.P", d.P,
          f"at least data.L * data.C_p = {d.L * d.C_p} (room for the own features)"),
         (d.s <= d.k, "data.s", d.s, f"at most data.k = {d.k} (s/k is a probability)"),
+        (d.pretrain_drop < cfg.k_pre, "data.pretrain_drop", d.pretrain_drop,
+         f"less than data.k + data.k_extra = {cfg.k_pre} (some class must remain)"),
+        (d.pretrain_drop <= d.k, "data.pretrain_drop", d.pretrain_drop, f"at most data.k = {d.k}"),
+        (cfg.k_pre - d.pretrain_drop >= 1 and d.s <= cfg.k_pre - d.pretrain_drop, "data.s", d.s,
+         f"at most the classes in the pretraining data ({cfg.k_pre - d.pretrain_drop})"),
+        (not cfg.ensemble.distill or cfg.ensemble.size >= 1, "ensemble.distill", cfg.ensemble.distill,
+         "false unless ensemble.size >= 1"),
         (d.z_own_lo <= d.z_own_hi, "data.z_own_lo", d.z_own_lo, f"<= data.z_own_hi = {d.z_own_hi}"),
         (d.z_other_lo <= d.z_other_hi, "data.z_other_lo", d.z_other_lo,
          f"<= data.z_other_hi = {d.z_other_hi}"),

@@ -43,13 +43,16 @@ def make_features(key: jax.Array, n_feat: int, d: int) -> jax.Array:
     return (q * jnp.sign(jnp.diagonal(r))).T
 
 
-def feature_sums(key, y, single, dom, cfg: DataConfig, n_cls: int, L: int) -> jax.Array:
-    """Sum of z of every feature for one sample (0 for absent ones): shape (n_cls * L,)."""
+def feature_sums(key, y, single, dom, cfg: DataConfig, n_cls: int, L: int, lo: int = 0) -> jax.Array:
+    """Sum of z of every feature for one sample (0 for absent ones): shape (n_cls * L,).
+
+    Only classes lo..n_cls-1 occur; other-class features each with probability s / (n_cls - lo).
+    """
     k_other, k_own, k_oth = jax.random.split(key, 3)
     cls = jnp.arange(n_cls * L) // L
     l = jnp.arange(n_cls * L) % L
     own = cls == y
-    other = ~own & jax.random.bernoulli(k_other, cfg.s / n_cls, (n_cls * L,))
+    other = ~own & (cls >= lo) & jax.random.bernoulli(k_other, cfg.s / (n_cls - lo), (n_cls * L,))
     strong = jax.random.uniform(k_own, (n_cls * L,), minval=cfg.z_own_lo, maxval=cfg.z_own_hi)
     u = jax.random.uniform(k_oth, (n_cls * L,))
     other_z = jnp.where(single, u * cfg.Gamma, cfg.z_other_lo + u * (cfg.z_other_hi - cfg.z_other_lo))
@@ -76,14 +79,14 @@ def place_features(key, zsum, own, P: int, C_p: int) -> jax.Array:
     return jnp.einsum("fcp,f->pf", onehot, jnp.where(placed, zsum / C_p, 0.0))
 
 
-def sample_layout(key, mu, cfg: DataConfig, n_cls: int) -> Layout:
-    """One sample's label, view kind and feature placement (no noise)."""
+def sample_layout(key, mu, cfg: DataConfig, n_cls: int, lo: int = 0) -> Layout:
+    """One sample's label (in [lo, n_cls)), view kind and feature placement (no noise)."""
     k_y, k_single, k_dom, k_sums, k_place = jax.random.split(key, 5)
     L = cfg.L
-    y = jax.random.randint(k_y, (), 0, n_cls)
+    y = jax.random.randint(k_y, (), lo, n_cls)
     single = jax.random.bernoulli(k_single, mu)
     dom = jnp.where(single, jax.random.randint(k_dom, (), 0, L), -1)
-    zsum = feature_sums(k_sums, y, single, dom, cfg, n_cls, L)
+    zsum = feature_sums(k_sums, y, single, dom, cfg, n_cls, L, lo)
     own = jnp.arange(n_cls * L) // L == y
     z = place_features(k_place, zsum, own, cfg.P, cfg.C_p)
     return Layout(z, y, single, dom)
@@ -101,9 +104,9 @@ def render(key, layout: Layout, V, cfg: DataConfig) -> jax.Array:
     return (layout.z + alpha) @ V + xi
 
 
-def layouts(key, n: int, mu, cfg: DataConfig, n_cls: int) -> Layout:
-    """n independent layouts, stacked along a leading axis."""
-    return jax.vmap(lambda k: sample_layout(k, mu, cfg, n_cls))(jax.random.split(key, n))
+def layouts(key, n: int, mu, cfg: DataConfig, n_cls: int, lo: int = 0) -> Layout:
+    """n independent layouts over classes lo..n_cls-1, stacked along a leading axis."""
+    return jax.vmap(lambda k: sample_layout(k, mu, cfg, n_cls, lo))(jax.random.split(key, n))
 
 
 def render_all(key, lay: Layout, V, cfg: DataConfig) -> Dataset:
@@ -113,7 +116,8 @@ def render_all(key, lay: Layout, V, cfg: DataConfig) -> Dataset:
     return Dataset(x, lay.y, lay.single, lay.dom)
 
 
-def dataset(key, n: int, mu, V, cfg: DataConfig, n_cls: int) -> Dataset:
-    """n samples over the first n_cls classes of V; each single-view with probability mu."""
+def dataset(key, n: int, mu, V, cfg: DataConfig, n_cls: int, lo: int = 0) -> Dataset:
+    """n samples over classes lo..n_cls-1 of V (the features of classes < lo never occur);
+    each sample single-view with probability mu."""
     k_layout, k_noise = jax.random.split(key)
-    return render_all(k_noise, layouts(k_layout, n, mu, cfg, n_cls), V[: n_cls * cfg.L], cfg)
+    return render_all(k_noise, layouts(k_layout, n, mu, cfg, n_cls, lo), V[: n_cls * cfg.L], cfg)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from mvsim import data, metrics, nets, train
 from mvsim.config import Config
 
-METHODS = ("sl", "mrp", "mrp_ft")
+METHODS = ("sl", "mrp", "mrp_ft", "sl_ensemble", "kd")  # the last two with ensemble.size >= 1
 
 SCALARS = (
     "features_total", "features_captured", "classes_all_captured", "classes_one_captured",
@@ -44,7 +44,7 @@ def make_data(key, cfg: Config) -> Data:
         V=V,
         train=data.render_all(k_noise, lay, V[:kL], dc),
         train_fresh=data.render_all(k_fresh, lay, V[:kL], dc),
-        pre=data.dataset(k_pre, dc.n_pretrain, dc.mu, V, dc, cfg.k_pre),
+        pre=data.dataset(k_pre, dc.n_pretrain, dc.mu, V, dc, cfg.k_pre, lo=dc.pretrain_drop),
         test_m=data.dataset(k_tm, dc.n_test, 0.0, V, dc, k),
         test_s=data.dataset(k_ts, dc.n_test, 1.0, V, dc, k),
     )
@@ -74,30 +74,59 @@ def summarize(lam, threshold, loss, **extra) -> dict:
     return out
 
 
+def run_sl(W, D: Data, cfg: Config, teacher_logits=None):
+    """Train one SL model from W (distilled from teacher_logits if given): (record, logits_fn)."""
+    q, varrho = cfg.net.q, cfg.net.varrho
+    W, lam = train.train_sl(W, D.train, D.V, cfg, teacher_logits)
+    logits = lambda x: nets.sl_logits(x, W, q, varrho)
+    single = D.train.single
+    mem = (metrics.accuracy(logits(D.train.x), D.train.y, single)
+           - metrics.accuracy(logits(D.train_fresh.x), D.train_fresh.y, single))
+    rec = summarize(lam, cfg.metrics.capture_frac * varrho, nets.sl_loss(W, D.train.x, D.train.y, q, varrho),
+                    lottery_agreement=metrics.lottery_agreement(lam[-1], lam[0]),
+                    mem_single=mem, **evaluate(logits, D, cfg.data.mu))
+    return rec, logits
+
+
+def run_ensemble(key, D: Data, cfg: Config):
+    """ensemble.size SL models from independent inits on the same data, logits averaged.
+
+    Lambda of the ensemble is the max over all members' kernels (a feature is captured by the
+    ensemble when some member captured it). Returns (record, ensemble logits on the train set).
+    """
+    q, varrho = cfg.net.q, cfg.net.varrho
+    keys = jax.random.split(key, cfg.ensemble.size)
+    Ws, lams = jax.vmap(lambda k: train.train_sl(train.init_sl(k, cfg), D.train, D.V, cfg))(keys)
+    logits = lambda x: jax.vmap(lambda W: nets.sl_logits(x, W, q, varrho))(Ws).mean(axis=0)
+    lam = lams.max(axis=0)
+    train_logits = logits(D.train.x)
+    rec = summarize(lam, cfg.metrics.capture_frac * varrho,
+                    nets.cross_entropy(train_logits, D.train.y), **evaluate(logits, D, cfg.data.mu))
+    return rec, train_logits
+
+
 def run_seed(key, cfg: Config) -> dict:
-    """Train and evaluate SL, MRP and MRP+FT on one seed's data: {method: {scalar: (), 'lam': (T, k, L)}}."""
-    k_data, k_sl, k_mrp, k_mask, k_loss = jax.random.split(key, 5)
+    """Train and evaluate every method on one seed's data: {method: {scalar: (), 'lam': (T, k, L)}}."""
+    k_data, k_sl, k_mrp, k_mask, k_loss, k_ens, k_kd = jax.random.split(key, 7)
     D = make_data(k_data, cfg)
     q, varrho, mu = cfg.net.q, cfg.net.varrho, cfg.data.mu
     threshold = cfg.metrics.capture_frac * varrho
 
-    W_sl, lam_sl = train.train_sl(train.init_sl(k_sl, cfg), D.train, D.V, cfg)
-    sl_logits = lambda x: nets.sl_logits(x, W_sl, q, varrho)
-    single = D.train.single
-    mem = (metrics.accuracy(sl_logits(D.train.x), D.train.y, single)
-           - metrics.accuracy(sl_logits(D.train_fresh.x), D.train_fresh.y, single))
-    sl = summarize(lam_sl, threshold, nets.sl_loss(W_sl, D.train.x, D.train.y, q, varrho),
-                   lottery_agreement=metrics.lottery_agreement(lam_sl[-1], lam_sl[0]),
-                   mem_single=mem, **evaluate(sl_logits, D, mu))
+    out = {"sl": run_sl(train.init_sl(k_sl, cfg), D, cfg)[0]}
 
     (p_mrp, teacher_W), lam_mrp = train.train_mrp(train.init_mrp(k_mrp, cfg), k_mask, D.pre, D.V, cfg)
-    mrp = summarize(lam_mrp, threshold, train.mrp_final_loss(p_mrp, teacher_W, k_loss, D.pre, cfg))
+    out["mrp"] = summarize(lam_mrp, threshold, train.mrp_final_loss(p_mrp, teacher_W, k_loss, D.pre, cfg))
 
     p_ft, lam_ft = train.train_ft(p_mrp["W"], D.train, D.V, cfg)
     ft_logits = lambda x: nets.ft_logits(p_ft, x, q, varrho)
-    ft = summarize(lam_ft, threshold, nets.ft_loss(p_ft, D.train.x, D.train.y, q, varrho),
-                   **evaluate(ft_logits, D, mu))
-    return {"sl": sl, "mrp": mrp, "mrp_ft": ft}
+    out["mrp_ft"] = summarize(lam_ft, threshold, nets.ft_loss(p_ft, D.train.x, D.train.y, q, varrho),
+                              **evaluate(ft_logits, D, mu))
+
+    if cfg.ensemble.size:
+        out["sl_ensemble"], teacher_logits = run_ensemble(k_ens, D, cfg)
+        if cfg.ensemble.distill:
+            out["kd"] = run_sl(train.init_sl(k_kd, cfg), D, cfg, teacher_logits)[0]
+    return out
 
 
 _run_batched = jax.jit(jax.vmap(run_seed, in_axes=(0, None)))

@@ -173,7 +173,9 @@ def to_tables(records, seeds, cfg: C.Config, point: dict, grid_point: int):
     from mvsim.experiment import SCALARS
     from mvsim.train import log_steps
 
-    steps_of = {"sl": cfg.train.sl_steps, "mrp": cfg.train.mrp_steps, "mrp_ft": cfg.train.ft_steps}
+    t = cfg.train
+    steps_of = {"sl": t.sl_steps, "mrp": t.mrp_steps, "mrp_ft": t.ft_steps, "sl_ensemble": t.sl_steps,
+                "kd": t.sl_steps}
     seeds = np.asarray(seeds, np.int64)
     summaries, features = [], []
     for method, rec in records.items():

@@ -74,13 +74,18 @@ def init_sl(key, cfg: Config) -> jax.Array:
     return cfg.net.sigma_0 * jax.random.normal(key, (cfg.data.k, cfg.net.m, cfg.data.d))
 
 
-def train_sl(W, train: Dataset, V, cfg: Config):
-    """Full-batch GD on cross-entropy. Returns (W, lam (n_logs, k, L))."""
-    q, varrho, lr = cfg.net.q, cfg.net.varrho, cfg.train.sl_lr
-    grad = jax.grad(nets.sl_loss)
+def train_sl(W, train: Dataset, V, cfg: Config, teacher_logits=None):
+    """Full-batch GD on cross-entropy, or on the distillation loss when `teacher_logits`
+    (n, k) are given (`ensemble.kd_temp`, `ensemble.kd_weight`). Returns (W, lam (n_logs, k, L))."""
+    q, varrho, lr, e = cfg.net.q, cfg.net.varrho, cfg.train.sl_lr, cfg.ensemble
+    if teacher_logits is None:
+        grad = lambda W: jax.grad(nets.sl_loss)(W, train.x, train.y, q, varrho)
+    else:
+        grad = lambda W: jax.grad(nets.distill_loss)(W, train.x, train.y, teacher_logits, q, varrho,
+                                                     e.kd_temp, e.kd_weight)
 
     def step(W, t):
-        return W - lr * grad(W, train.x, train.y, q, varrho)
+        return W - lr * grad(W)
 
     return scan_logged(step, W, cfg.train.sl_steps, cfg.train.log_every,
                        lambda W: metrics.lam_sl(W, V, cfg.data.L))

@@ -1,0 +1,72 @@
+"""The methods beyond SL/MRP/FT: SL ensembles, knowledge distillation, pretraining coverage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mvsim import config as C
+from mvsim import data, experiment, nets, train
+
+TINY, _ = C.load_toml(Path(__file__).with_name("tiny.toml"))
+
+
+def test_distill_loss_is_cross_entropy_at_weight_zero_and_stationary_at_the_teacher():
+    key = jax.random.PRNGKey(0)
+    W = 0.3 * jax.random.normal(key, (3, 2, 8))
+    x = jax.random.normal(jax.random.fold_in(key, 1), (20, 4, 8))
+    y = jnp.arange(20) % 3
+    teacher = jax.random.normal(jax.random.fold_in(key, 2), (20, 3))
+    ce = nets.sl_loss(W, x, y, 3, 0.5)
+    np.testing.assert_allclose(nets.distill_loss(W, x, y, teacher, 3, 0.5, 2.0, 0.0), ce, rtol=1e-6)
+    # pure distillation with the student's own logits as targets: the gradient vanishes
+    own = nets.sl_logits(x, W, 3, 0.5)
+    g = jax.grad(nets.distill_loss)(W, x, y, own, 3, 0.5, 2.0, 1.0)
+    assert float(jnp.abs(g).max()) < 1e-6
+    # tau^2 scaling: at weight 1, KD(tau) = tau^2 * CE(softmax(t / tau), s / tau)
+    kd = nets.distill_loss(W, x, y, teacher, 3, 0.5, 2.0, 1.0)
+    soft = jax.nn.softmax(teacher / 2.0)
+    ref = -(soft * jax.nn.log_softmax(own / 2.0)).sum(-1).mean() * 4.0
+    np.testing.assert_allclose(kd, ref, rtol=1e-5)
+
+
+def test_pretraining_data_without_the_first_classes():
+    cfg = C.with_values(TINY, {"data.n_pretrain": 400, "data.pretrain_drop": 1, "data.s": 1.0})
+    lay = data.layouts(jax.random.PRNGKey(3), 400, 0.5, cfg.data, cfg.k_pre, lo=1)
+    L = cfg.data.L
+    assert int(lay.y.min()) >= 1 and set(np.unique(lay.y)) == set(range(1, cfg.k_pre))
+    assert float(jnp.abs(lay.z[:, :, :L]).max()) == 0.0  # class 0's features never occur
+    assert float(lay.z[:, :, L:].sum()) > 0
+
+
+def test_ensemble_averages_members_trained_from_independent_inits():
+    cfg = C.with_values(TINY, {"ensemble.size": 2})
+    D = experiment.make_data(jax.random.PRNGKey(0), cfg)
+    key = jax.random.PRNGKey(7)
+    rec, train_logits = experiment.run_ensemble(key, D, cfg)
+    members = [train.train_sl(train.init_sl(k, cfg), D.train, D.V, cfg) for k in jax.random.split(key, 2)]
+    q, varrho = cfg.net.q, cfg.net.varrho
+    mean_logits = sum(nets.sl_logits(D.train.x, W, q, varrho) for W, _ in members) / 2
+    np.testing.assert_allclose(train_logits, mean_logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(rec["lam"], np.maximum(members[0][1], members[1][1]), rtol=1e-5)
+    assert members[0][1][0].tolist() != members[1][1][0].tolist()  # different inits
+
+
+def test_run_seed_emits_ensemble_and_kd_only_when_asked():
+    keys = experiment.seed_keys(0, [0])
+    plain = experiment.make_run()(keys, TINY)
+    assert set(plain) == {"sl", "mrp", "mrp_ft"}
+    cfg = C.with_values(TINY, {"ensemble.size": 2, "ensemble.distill": True})
+    both = experiment.make_run()(keys, cfg)
+    assert set(both) == {"sl", "mrp", "mrp_ft", "sl_ensemble", "kd"}
+    for method in ("sl", "mrp", "mrp_ft"):  # adding methods leaves the others' numbers alone
+        np.testing.assert_allclose(both[method]["lam"], plain[method]["lam"], rtol=1e-6)
+
+
+def test_distill_needs_an_ensemble():
+    with pytest.raises(C.ConfigError, match="ensemble.distill"):
+        C.with_values(TINY, {"ensemble.distill": True})
