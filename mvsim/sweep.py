@@ -221,9 +221,11 @@ def main(argv=None) -> int:
         chunk, why = (args.chunk, f"chunk {args.chunk} seeds (--chunk)") if args.chunk else \
             default_chunk(point_cfg, seeds, devices)
         chunk = math.ceil(chunk / len(devices)) * len(devices)  # whole seeds per device
-        todo = [s for s in range(seeds) if s not in done.get(gp, set())]
-        chunks = plan_chunks(todo, chunk)
-        work += [(gp, c, chunk) for i, c in enumerate(chunks) if i % args.num_processes == args.process_id]
+        # chunks are cut from all seeds, so each process's share does not depend on what is done
+        for i, c in enumerate(plan_chunks(list(range(seeds)), chunk)):
+            todo = [s for s in c if s not in done.get(gp, set())]
+            if todo and i % args.num_processes == args.process_id:
+                work.append((gp, todo, chunk))
         if gp == 0:
             log(f"mvsim.sweep: {len(points)} grid point(s) x {seeds} seeds -> {out}; {why}")
     n_done = sum(len(v) for v in done.values())

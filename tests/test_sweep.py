@@ -199,3 +199,17 @@ def test_divergence_is_marked_and_warned(tmp_path, capsys):
     assert df[df.method == "sl"].diverged.all()
     assert not df[df.method == "mrp"].diverged.any()
     assert "diverged" in capsys.readouterr().err
+
+
+def test_processes_split_the_chunks_and_together_equal_one_run(reference, tmp_path):
+    out = tmp_path / "split"
+    assert run(out, "--num-processes", "2", "--process-id", "1", seeds=6, chunk=2) == 0
+    part = store.load(out)
+    assert 0 < part.seed.nunique() < 6  # process 1 took only its share of the chunks
+    assert run(out, "--num-processes", "2", "--process-id", "0", seeds=6, chunk=2) == 0
+    pd.testing.assert_frame_equal(numbers(out), numbers(reference), atol=1e-3, rtol=0)
+
+
+def test_bad_process_id(tmp_path, capsys):
+    assert run(tmp_path / "o", "--num-processes", "2", "--process-id", "2") == 2
+    assert "--process-id 2" in capsys.readouterr().err
