@@ -47,6 +47,10 @@ def parse_args(argv):
                    help="this process's index when several processes share --out (env MVSIM_PROCESS_ID)")
     p.add_argument("--num-processes", type=int, default=int(os.environ.get("MVSIM_NUM_PROCESSES", 1)),
                    help="number of processes sharing the work (env MVSIM_NUM_PROCESSES)")
+    p.add_argument("--coordinator", default=os.environ.get("MVSIM_COORDINATOR"), metavar="HOST:PORT",
+                   help="start jax.distributed with this coordinator (process 0's address), using "
+                        "--num-processes and --process-id; each process still runs its own chunks on "
+                        "its local devices (env MVSIM_COORDINATOR)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.add_argument("--no-plots", action="store_true", help="do not write figures at the end")
     p.add_argument("--pdf", action="store_true", help="write PDF figures beside the PNGs")
@@ -208,6 +212,12 @@ def main(argv=None) -> int:
 
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    if args.coordinator:
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes, process_id=args.process_id)
+        log(f"mvsim.sweep: process {jax.process_index()} of {jax.process_count()} "
+            f"({len(jax.devices())} devices in all, {len(jax.local_devices())} here)")
     from tqdm import tqdm
 
     from mvsim import store

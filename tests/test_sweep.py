@@ -213,3 +213,20 @@ def test_processes_split_the_chunks_and_together_equal_one_run(reference, tmp_pa
 def test_bad_process_id(tmp_path, capsys):
     assert run(tmp_path / "o", "--num-processes", "2", "--process-id", "2") == 2
     assert "--process-id 2" in capsys.readouterr().err
+
+
+def test_two_processes_with_jax_distributed(reference, tmp_path):
+    """Two processes joined by jax.distributed (coordinator on localhost) share one --out."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dist"
+    procs = [cli("--config", TINY, "--seeds", "6", "--chunk", "2", "--out", str(out), "--no-plots",
+                 "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i))
+             for i in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert "process 1 of 2" in errs[1]
+    pd.testing.assert_frame_equal(numbers(out), numbers(reference), atol=1e-3, rtol=0)
