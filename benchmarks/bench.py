@@ -17,10 +17,12 @@ Everything is measured in one process on the machine it runs on (CPU or GPU):
              matmuls are not counted. XLA's own count of one step (cost_analysis of a K = 1
              build) is reported beside it. The same chunk's matmuls alone, as batched einsums
              of exactly those two shapes, and a large square matmul (the machine's practical
-             peak) are measured in the same run; ratios are printed. A private ablation
-             (SL and MRP with the sReLU replaced by the identity, monkeypatched inside this
-             process only) and the sReLU's forward+backward alone show what the elementwise
-             part costs.
+             peak) are measured in the same run; ratios are printed. Private ablations,
+             monkeypatched inside this process only (mvsim itself is untouched): SL and MRP
+             with the sReLU replaced by the identity, and the sReLU's forward+backward alone,
+             show what the elementwise part costs; SL with bf16 matmul inputs (f32
+             accumulation) shows what reduced precision would buy. make_data alone is timed
+             too, and a table splits one seed's time into data, SL, MRP, FT and the rest.
 2. pipeline  Seconds per seed and seeds per minute of the whole per-seed pipeline
              `mvsim.experiment.make_run` (data, SL, MRP, FT, metrics) over chunk sizes, with
              `seed_keys`; the fastest chunk size.
@@ -233,6 +235,7 @@ class PeakMem:
 
     def record(self) -> dict:
         return {"rss_start_mb": round(self.start_kb / 1024, 1), "rss_peak_mb": round(self.peak_kb / 1024, 1),
+                "rss_increase_mb": round((self.peak_kb - self.start_kb) / 1024, 1),
                 "rss_method": "VmHWM after clear_refs" if self.reset else "polled VmRSS / maxrss",
                 "device_peak_mb": mb(self.device_peak)}
 
@@ -398,24 +401,45 @@ def bench_peak(args) -> dict:
 # ---------------------------------------------------------------- 1. step FLOP/s
 
 
-def step_inputs(cfg, S: int, base: int = 0):
-    """Per-seed data and initial parameters for the step benchmarks, made on device, (S, ...)."""
+_INPUT_FNS: dict = {}
+
+
+def step_inputs(cfg, S: int, full_data: bool = True):
+    """Per-seed data and initial parameters for the step benchmarks, stacked over S seeds.
+
+    full_data: all of `experiment.make_data` (its time per seed is reported); else only the
+    features and one dataset of n_train + n_pretrain samples split in two (a third of the
+    compile time; make_data's compile is most of the pipeline's). One jit per config at a
+    single seed, called S times. Returns (inputs, first call s, data s per seed or None)."""
     dc = cfg.data
 
     def one(key):
-        k_v, k_tr, k_pre, k_sl, k_mrp, k_mask = jax.random.split(key, 6)
-        V = data.make_features(k_v, cfg.k_pre * dc.L, dc.d)
-        return {
-            "V": V,
-            "train": data.dataset(k_tr, dc.n_train, dc.mu, V, dc, dc.k),
-            "pre": data.dataset(k_pre, dc.n_pretrain, dc.mu, V, dc, cfg.k_pre),
-            "W_sl": train.init_sl(k_sl, cfg),
-            "p_mrp": train.init_mrp(k_mrp, cfg),
-            "k_mask": k_mask,
-        }
+        k_data, k_sl, k_mrp, k_mask = jax.random.split(key, 4)
+        if full_data:
+            D = experiment.make_data(k_data, cfg)
+            D = dict(D._asdict() if hasattr(D, "_asdict") else D)  # all datasets kept: none optimised away
+        else:
+            k_v, k_x = jax.random.split(k_data)
+            V = data.make_features(k_v, cfg.k_pre * dc.L, dc.d)
+            both = data.dataset(k_x, dc.n_train + dc.n_pretrain, dc.mu, V, dc, dc.k)
+            D = {"V": V, "train": jax.tree_util.tree_map(lambda a: a[:dc.n_train], both),
+                 "pre": jax.tree_util.tree_map(lambda a: a[dc.n_train:], both)}
+        D.update(W_sl=train.init_sl(k_sl, cfg), p_mrp=train.init_mrp(k_mrp, cfg), k_mask=k_mask)
+        return D
 
-    t, out = timed(jax.jit(jax.vmap(one)), experiment.seed_keys(base, range(S)))
-    return out, t
+    key = (jax.tree_util.tree_structure(cfg), full_data)
+    if key not in _INPUT_FNS:
+        _INPUT_FNS[key] = jax.jit(one)
+    f = _INPUT_FNS[key]
+    keys = experiment.seed_keys(0, range(S + 1))
+    t_first, _ = timed(f, keys[S])  # compiles on first use
+    times, outs = [], []
+    for s in range(S):
+        t, out = timed(f, keys[s])
+        times.append(t)
+        outs.append(out)
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
+    return block(stacked), t_first, (min(times) if full_data else None)
 
 
 def _sl(W, ds, V, cfg):
@@ -498,10 +522,34 @@ def time_srelu(cfg, inp, which, repeats):
     return measure(f, z, repeats=repeats)
 
 
-def bench_steps(cfg, name, S, args, peak_gflops) -> dict:
-    K = args.step_K
+def ablate(rows, inp, cfg, K, repeats):
+    """Private ablations, monkeypatched in this process only: the SL and MRP steps with the sReLU
+    replaced by the identity (what the elementwise part costs), and SL with bf16 matmul inputs
+    accumulated in f32 (what reduced precision would buy; not numerically equivalent)."""
+    orig_srelu, orig_preact = nets.srelu, nets.preact
+    try:
+        nets.srelu = lambda z, q, varrho: z
+        fns = step_fns()  # fresh jit objects: traced anew with the patched functions
+        for row in rows:
+            if row["step"] in ("sl", "mrp"):
+                fn, key = fns[row["step"]]
+                row["identity_ms_per_step"] = time_steps(fn, key, row["step"], inp, cfg, K, repeats,
+                                                         xla_count=False)[0] * 1e3
+        nets.srelu = orig_srelu
+        nets.preact = lambda x, W: jnp.einsum("npd,rd->npr", x.astype(jnp.bfloat16), W.astype(jnp.bfloat16),
+                                              preferred_element_type=jnp.float32)
+        fn, key = step_fns()["sl"]
+        rows[0]["bf16_ms_per_step"] = time_steps(fn, key, "sl", inp, cfg, K, repeats, xla_count=False)[0] * 1e3
+    finally:
+        nets.srelu, nets.preact = orig_srelu, orig_preact
+
+
+def bench_steps(cfg, name, S, args, peak_gflops, ablations=True) -> dict:
+    # K steps per timed call; fewer for configs with more FLOPs per step (at least 5)
+    ratio = step_flops(cfg, "sl") / step_flops(C.Config(), "sl")  # vs the built-in default
+    K = max(5, int(args.step_K / max(1.0, ratio) ** 0.5))
     with Load() as ld:
-        inp, t_data = step_inputs(cfg, S)
+        inp, t_data_first, t_data = step_inputs(cfg, S, full_data=name == "default")
         rows = []
         fns = step_fns()
         for which, (fn, key) in fns.items():
@@ -521,24 +569,15 @@ def bench_steps(cfg, name, S, args, peak_gflops) -> dict:
                 "dot_over_peak": (fl / (t_f + t_b) / 1e9) / peak_gflops,
                 "compile_s": t_comp,
             }
-            if which in ("sl", "mrp"):
+            if which in ("sl", "mrp") and ablations:
                 row["srelu_fwd_bwd_ms"] = time_srelu(cfg, inp, which, args.repeats) * 1e3
             rows.append(row)
-        # Private ablation: the same steps with sReLU = identity (this process only).
-        orig = nets.srelu
-        try:
-            nets.srelu = lambda z, q, varrho: z
-            fns_id = step_fns()
-            for row in rows:
-                if row["step"] in ("sl", "mrp"):
-                    fn, key = fns_id[row["step"]]
-                    per_step, _, _ = time_steps(fn, key, row["step"], inp, cfg, K, args.repeats, xla_count=False)
-                    row["identity_ms_per_step"] = per_step * 1e3
-        finally:
-            nets.srelu = orig
+        if ablations:
+            ablate(rows, inp, cfg, K, args.repeats)
     for row in rows:
         row["load"] = ld.record()
-        row["data_first_call_s"] = t_data
+        row["data_s_per_seed"] = t_data  # one seed's make_data alone (jit at a single seed)
+        row["data_first_call_s"] = t_data_first
     return rows
 
 
@@ -580,7 +619,7 @@ def run_chunk(run, cfg, S, calls, base=0, label="") -> dict:
             outs.append(jax.device_get(block(run(k, cfg))))
             times.append(time.perf_counter() - t)
     rec.update(times_s=times, compiles_in_calls=CLOG.count() - n1, mem=pm.record(), load=ld.record())
-    steady = times[1:] if len(times) > 1 else times
+    steady = times[1:] if len(times) > 1 else times  # one call: its time, first-call overhead included
     rec["s_per_seed"] = min(steady) / S
     rec["seeds_per_min"] = 60.0 / rec["s_per_seed"]
     if len(times) > 1:
@@ -677,7 +716,8 @@ def bench_shape_scaling(run, cfg, points, calls=2) -> list[dict]:
         rec = run_chunk(run, c, 1, calls, base=20_000, label=label)
         rec.update(d=c.data.d, n_train=c.data.n_train, n_pretrain=c.data.n_pretrain)
         rows.append(strip(rec))
-        log(f"  {label:18s} d={c.data.d:4d} N={c.data.n_train:5d}: compile {rec['lower_s'] + rec['compile_s']:5.1f} s "
+        comp = "compiled before" if rec["compiled_before"] else f"compile {rec['lower_s'] + rec['compile_s']:5.1f} s"
+        log(f"  {label:18s} d={c.data.d:4d} N={c.data.n_train:5d}: {comp} "
             f"({rec['compiles_at_compile']} compile, {rec.get('compiles_in_calls')} in calls), "
             f"{rec.get('s_per_seed', float('nan')):.3f} s/seed, peak RSS {rec.get('mem', {}).get('rss_peak_mb')} MiB, "
             f"XLA {rec['xla_mem_mb']} MiB")
@@ -685,6 +725,14 @@ def bench_shape_scaling(run, cfg, points, calls=2) -> list[dict]:
 
 
 # ---------------------------------------------------------------- printing
+
+
+def rss_cell(mem):
+    """'peak (+increase during the run)' in MiB, and the device's peak where there is one."""
+    if not mem:
+        return None
+    cell = f"{mem['rss_peak_mb']:.0f} (+{mem['rss_increase_mb']:.0f})"
+    return cell + (f" dev {mem['device_peak_mb']:.0f}" if mem.get("device_peak_mb") is not None else "")
 
 
 def table(rows, cols, title):
@@ -719,6 +767,8 @@ def parse_args(argv=None):
                                                 "skipped when they would not end within it "
                                                 "(default 840, 170 with --quick)")
     p.add_argument("--peak-size", type=int, help="size of the square peak matmul (default 2048 CPU, 8192 GPU)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value of the default config (the large one is derived from it); repeatable")
     return p.parse_args(argv)
 
 
@@ -732,7 +782,10 @@ def main(argv=None):
     install_compile_log()
 
     base = C.Config()
-    large = C.with_values(base, {"data.d": 512, "data.n_train": 1000, "data.n_pretrain": 1000})
+    if args.set:
+        base = C.with_values(base, dict(kv.split("=", 1) for kv in args.set))
+    large = C.with_values(base, {"data.d": 2 * base.data.d, "data.n_train": 2 * base.data.n_train,
+                                 "data.n_pretrain": 2 * base.data.n_pretrain})
     # The chunk-size and vmap parts run the true default config, except with --quick (GD steps / 10).
     pipe_cfg = fewer_steps(base, 10) if q else base
     scale_div = 10
@@ -752,19 +805,32 @@ def main(argv=None):
     scale_chunk = args.scale_chunk or (max(chunks) if q else (256 if gpu else 8))
     if q:  # reuse the pipeline's compilations: same config, chunk sizes already compiled
         scale_cfg = pipe_cfg
+    # chunk sizes of the step benchmarks, per config (quick: the large config at chunk 1 only)
     if gpu:
-        step_chunks = [64] if q else [1, 64]
+        step_chunks = {"default": [64] if q else [1, 64], "large": [64] if q else [1, 64]}
     else:
-        step_chunks = [2] if q else [1, 8]
+        step_chunks = {"default": [4] if q else [1, 8], "large": [1] if q else [1, 8]}
 
     res = {"mode": "quick" if q else "full", "argv": sys.argv[1:], "machine": machine_info(),
            "configs": {"default": describe(base), "large": describe(large),
                        "pipeline": describe(pipe_cfg), "scaling": describe(scale_cfg)},
-           "notes": []}
+           "notes": [],
+           "definitions": {
+               "other_cores": "CPU cores used by other processes during a section (from /proc/stat minus "
+                              "this process); > 0.25 flags the section as noisy",
+               "flops_counted_per_seed": "4 n P d R per GD step: forward (nP,d)x(d,R) and kernel gradient "
+                                         "(R,nP)x(nP,d); elementwise work, head and Lambda logging not counted",
+               "dot_gflops": "the same counted FLOPs over the time of the two batched einsums alone",
+               "s_per_seed": "wall seconds of one make_run call / chunk size, records fetched to the host; "
+                             "from the second call when there are two",
+               "xla_mem_mb": "compiled.memory_analysis(): arguments + outputs + temporaries of one call",
+               "rss_peak_mb": "peak resident memory of the whole process during the calls",
+               "compiles": "compilations of run_seed counted from the jax_log_compiles log"}}
     log(f"mvsim bench ({res['mode']}): jax {jax.__version__} on {res['machine']['devices']}, "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     log(f"  default: {describe(base)}")
-    log(f"  large:   d=512, n_train=n_pretrain=1000, otherwise default")
+    log(f"  large:   d={large.data.d}, n_train={large.data.n_train}, n_pretrain={large.data.n_pretrain}, "
+        f"otherwise default")
     if pipe_cfg is not base:
         log(f"  --quick: pipeline parts use GD steps / 10 (sl {pipe_cfg.train.sl_steps}, mrp {pipe_cfg.train.mrp_steps},"
             f" ft {pipe_cfg.train.ft_steps}); the full-default time per seed is estimated from the step timings")
@@ -786,8 +852,8 @@ def main(argv=None):
     # 1. steps
     res["steps"] = []
     for name, cfg in (("default", base), ("large", large)):
-        for S in step_chunks:
-            rows = bench_steps(cfg, name, S, args, peak["gflops"])
+        for S in step_chunks[name]:
+            rows = bench_steps(cfg, name, S, args, peak["gflops"], ablations=not (q and name == "large"))
             res["steps"].extend(rows)
             log(f"  steps {name} chunk {S}: " + ", ".join(f"{r['step']} {r['ms_per_step_per_seed']:.2f} ms/seed"
                                                      for r in rows) + f"  (other cores {rows[0]['load']['other_cores']})")
@@ -800,19 +866,23 @@ def main(argv=None):
         ("dots/peak", "dot_over_peak", "{:.2f}"),
         ("fwd+bwd dots ms", lambda r: r["dot_fwd_ms"] + r["dot_bwd_ms"], "{:.2f}"),
         ("sReLU f+b ms", "srelu_fwd_bwd_ms", "{:.2f}"), ("id-sReLU ms/step", "identity_ms_per_step", "{:.2f}"),
+        ("bf16 ms/step", "bf16_ms_per_step", "{:.2f}"),
         ("XLA/counted", lambda r: r["flops_xla_per_seed"] / r["flops_counted_per_seed"]
          if r.get("flops_xla_per_seed") else None, "{:.2f}"),
         ("compile s", "compile_s", "{:.1f}"),
     ], "1. GD steps (train.train_* as lax.scan of K steps, vmapped over the chunk; counted FLOPs = 4 n P d R per "
        "step per seed)")
 
-    # 2. pipeline over chunk sizes
+    # 2. pipeline over chunk sizes: two calls (first and steady) where they are cheap, else one
+    def pipe_calls(S):
+        return 2 if (q or gpu or S <= 2) else 1
+
     run = get_run(base)
     log(f"\n2. pipeline make_run over chunk sizes {chunks} ({'GD steps / 10' if q else 'default config'}); "
-        f"2 calls each, compile timed via lower().compile()")
+        f"compile timed via lower().compile(), then {'2 calls' if q or gpu else '2 calls up to chunk 2, 1 above'}")
     recs = []
     for S in chunks:
-        rec = run_chunk(run, pipe_cfg, S, calls=2, label="pipeline")
+        rec = run_chunk(run, pipe_cfg, S, calls=pipe_calls(S), label="pipeline")
         recs.append(rec)
         log(f"  chunk {S:4d}: compile {rec['lower_s']:.1f}+{rec['compile_s']:.1f} s, calls "
             + ", ".join(f"{t:.2f}" for t in rec.get("times_s", [])) + " s"
@@ -847,13 +917,12 @@ def main(argv=None):
     res["scaling"]["seeds"] = bench_seed_scaling(run, scale_cfg, scale_seeds, scale_chunk)
     save()
     log(f"\n4b. N and d scaling (chunk 1, GD steps / {scale_div}, 2 calls each)")
+    d2 = {"data.d": large.data.d}
+    n2 = {"data.n_train": large.data.n_train, "data.n_pretrain": large.data.n_pretrain}
     if q:
-        points = [("default", {}), ("large d512 N1000", {"data.d": 512, "data.n_train": 1000, "data.n_pretrain": 1000})]
+        points = [("default", {}), ("large (2d, 2N)", {**d2, **n2})]
     else:
-        points = [("default", {}), ("d=128", {"data.d": 128}), ("d=512", {"data.d": 512}),
-                  ("N=250", {"data.n_train": 250, "data.n_pretrain": 250}),
-                  ("N=1000", {"data.n_train": 1000, "data.n_pretrain": 1000}),
-                  ("large d512 N1000", {"data.d": 512, "data.n_train": 1000, "data.n_pretrain": 1000})]
+        points = [("default", {}), ("2d", d2), ("2N", n2), ("large (2d, 2N)", {**d2, **n2})]
     res["scaling"]["shape"] = bench_shape_scaling(run, scale_cfg, points)
     save()
 
@@ -869,10 +938,10 @@ def main(argv=None):
     comp_est = max((r["lower_s"] + r["compile_s"] for r in recs), default=30.0)
     for S in optional_chunks:
         per_seed = last[-1]["s_per_seed"] if last else 10.0
-        if not fits(comp_est + 2 * S * per_seed * 1.2):
+        if not fits(comp_est + pipe_calls(S) * S * per_seed * 1.2):
             log(f"  chunk {S}: skipped (projected past the {budget:.0f} s budget)")
             break
-        rec = run_chunk(run, pipe_cfg, S, calls=2, label="pipeline")
+        rec = run_chunk(run, pipe_cfg, S, calls=pipe_calls(S), label="pipeline")
         recs.append(rec)
         res["pipeline"]["chunks"].append(strip(rec))
         if "s_per_seed" in rec:
@@ -906,21 +975,43 @@ def main(argv=None):
             res["notes"].append("estimated_default_s_per_seed = best quick pipeline s/seed + the missing GD steps "
                                 f"at the step benchmark's ms/step/seed (chunk {steps['sl']['chunk']})")
 
+    # where the time of one seed goes, at the chunk sizes where steps and pipeline were both measured
+    breakdown = []
+    for r in ok:
+        st = {x["step"]: x for x in res["steps"] if x["config"] == "default" and x["chunk"] == r["chunk"]}
+        if len(st) != 3:
+            continue
+        t = pipe_cfg.train
+        parts = {"data": st["sl"]["data_s_per_seed"],
+                 "sl": t.sl_steps * st["sl"]["ms_per_step_per_seed"] / 1e3,
+                 "mrp": t.mrp_steps * st["mrp"]["ms_per_step_per_seed"] / 1e3,
+                 "ft": t.ft_steps * st["ft"]["ms_per_step_per_seed"] / 1e3}
+        parts["rest"] = r["s_per_seed"] - sum(parts.values())
+        breakdown.append({"chunk": r["chunk"], "total": r["s_per_seed"], **parts,
+                          **{f"{k}_pct": 100 * v / r["s_per_seed"] for k, v in parts.items()}})
+    res["pipeline"]["breakdown"] = breakdown
+
     table([strip(r) for r in recs], [
         ("chunk", "chunk", "{}"), ("lower s", "lower_s", "{:.1f}"), ("compile s", "compile_s", "{:.1f}"),
         ("1st call s", lambda r: r["times_s"][0] if r.get("times_s") else None, "{:.2f}"),
         ("2nd call s", lambda r: r["times_s"][1] if r.get("times_s") and len(r["times_s"]) > 1 else None, "{:.2f}"),
         ("s/seed", "s_per_seed", "{:.3f}"), ("seeds/min", "seeds_per_min", "{:.1f}"),
-        ("XLA MiB", "xla_mem_mb", "{}"), ("peak RSS MiB", lambda r: r.get("mem", {}).get("rss_peak_mb"), "{}"),
+        ("XLA MiB", "xla_mem_mb", "{}"), ("peak RSS MiB (+run)", lambda r: rss_cell(r.get("mem")), "{}"),
         ("compiles", lambda r: f"{r['compiles_at_compile']}+{r.get('compiles_in_calls', '-')}", "{}"),
         ("other cores", lambda r: r.get("load", {}).get("other_cores"), "{}"),
     ], f"2/5. pipeline make_run, {'GD steps / 10' if q else 'default config'} "
-       f"(s/seed from the 2nd call; compiles = at lower/compile + in calls)")
+       f"(s/seed from the 2nd call where there is one; compiles = at lower/compile + in calls)")
     if best:
         log(f"  fastest chunk: {best['chunk']} ({best['s_per_seed']:.3f} s/seed, {best['seeds_per_min']:.1f} seeds/min)")
     if "estimated_default_s_per_seed" in res:
         e = res["estimated_default_s_per_seed"]
         log(f"  estimated full default config: {e:.2f} s/seed ({60 / e:.1f} seeds/min) at the fastest chunk")
+    if breakdown:
+        table(breakdown, [("chunk", "chunk", "{}"), ("s/seed", "total", "{:.3f}")]
+              + [(f"{k} s (%)", (lambda r, k=k: f"{r[k]:.3f} ({r[k + '_pct']:.0f}%)"), "{}")
+                 for k in ("data", "sl", "mrp", "ft", "rest")],
+              "   where a seed's time goes: data = make_data alone, sl/mrp/ft = steps x step time at this chunk, "
+              "rest = evaluation, Lambda logging, transfers")
     table(loop["rows"], [("chunk", "chunk", "{}"), ("loop s", "loop_s", "{:.2f}"), ("vmap s", "vmap_s", "{:.2f}"),
                          ("loop/vmap", "loop_over_vmap", "{:.2f}"), ("same records", "same_records", "{}"),
                          ("max |diff|", "max_abs_diff", "{:.2g}")],
@@ -929,14 +1020,14 @@ def main(argv=None):
                       ("compile s", "compile_s", "{:.1f}"), ("run s", "run_s", "{:.1f}"),
                       ("s/seed", "s_per_seed", "{:.3f}"), ("seeds/min", "seeds_per_min", "{:.1f}"),
                       ("compiles new/between", lambda r: f"{r['compiles_new_shape']}/{r['compiles_between_chunks']}", "{}"),
-                      ("peak RSS MiB", lambda r: r["mem"]["rss_peak_mb"], "{}"), ("XLA MiB", "xla_mem_mb", "{}"),
+                      ("peak RSS MiB (+run)", lambda r: rss_cell(r.get("mem")), "{}"), ("XLA MiB", "xla_mem_mb", "{}"),
                       ("other cores", lambda r: r["load"]["other_cores"], "{}")],
           f"4a. seeds (GD steps / {scale_div}; compile done once per chunk shape before timing)")
     table(res["scaling"]["shape"], [
         ("point", "label", None), ("d", "d", "{}"), ("N", "n_train", "{}"),
-        ("compile s", lambda r: r["lower_s"] + r["compile_s"], "{:.1f}"),
+        ("compile s", lambda r: None if r.get("compiled_before") else r["lower_s"] + r["compile_s"], "{:.1f}"),
         ("s/seed", "s_per_seed", "{:.3f}"), ("XLA MiB", "xla_mem_mb", "{}"),
-        ("peak RSS MiB", lambda r: r.get("mem", {}).get("rss_peak_mb"), "{}"),
+        ("peak RSS MiB (+run)", lambda r: rss_cell(r.get("mem")), "{}"),
         ("compiles", lambda r: f"{r['compiles_at_compile']}+{r.get('compiles_in_calls', '-')}", "{}"),
         ("other cores", lambda r: r.get("load", {}).get("other_cores"), "{}")],
           f"4b. N and d (chunk 1, GD steps / {scale_div})")

@@ -39,7 +39,7 @@ DPI = 200
 METHOD_STYLE = {
     "sl": ("SL", "#D55E00", "o"),
     "sl_ensemble": ("SL ensemble", "#E69F00", "D"),
-    "sl_kd": ("SL distilled", "#CC79A7", "v"),
+    "kd": ("SL distilled from ensemble", "#CC79A7", "v"),
     "mrp": ("MRP (pretrained)", "#56B4E9", "s"),
     "mae": ("MAE (pretrained)", "#009E73", "P"),
     "mrp_ft": ("MRP+FT", "#0072B2", "^"),
