@@ -37,6 +37,15 @@ Everything is measured in one process on the machine it runs on (CPU or GPU):
 5. compile   lower() and compile() times of every function above, and first call minus a
              later call.
 
+Sizes. Full (default): parts 2-3 run the default config itself at chunk sizes 1, 2, 4, 8, 16
+(32 if it fits in --budget); steps at chunks 1 and 8; part 4 with GD steps / 10, seeds 1, 8,
+64 (256 within --budget) in chunks of 8, and d, N, both doubled; about 13-15 minutes on 2 CPU
+cores. --quick: GD steps / 10 everywhere in parts 2-4, chunks 1 and 4, steps at chunk 4 (the
+large config at chunk 1, without ablations), seeds 1, 8, 64 in chunks of 4, one doubled
+(d, N) point; the default config's time per seed is then estimated from the step timings;
+about 3-5 minutes. On GPUs the chunk sizes are larger (see --chunks). The large config is the
+default with d, n_train and n_pretrain doubled (d = 512, N = 1000 for the built-in default).
+
 Peak memory: the process's peak RSS during each run (VmHWM after resetting it through
 /proc/self/clear_refs, or polled VmRSS), XLA's static estimate from
 `compiled.memory_analysis()` (arguments + outputs + temporaries), and on GPUs the device's
@@ -348,10 +357,6 @@ def get_run(cfg):
     """The pipeline's jitted (keys, cfg) -> records function, whatever make_run's signature."""
     mk = experiment.make_run
     return mk(cfg) if inspect.signature(mk).parameters else mk()
-
-
-def cfg_with(cfg, **values):
-    return C.with_values(cfg, {k.replace("__", "."): v for k, v in values.items()})
 
 
 def fewer_steps(cfg, div):
@@ -903,7 +908,7 @@ def main(argv=None):
         f"{res['float_change']['compiles']} compiles, call {t_fl:.2f} s")
 
     # 3. vmap vs loop
-    n_loop = max(c for c in chunks if c <= (8 if not gpu else 16))
+    n_loop = max([c for c in chunks if c <= (8 if not gpu else 16)] or [1])
     loop = bench_loop(run, pipe_cfg, n_loop, recs)
     res["vmap_vs_loop"] = loop
     log(f"\n3. vmap vs Python loop over chunk-1 calls (seeds 0..{n_loop - 1}; compiles in loop: "

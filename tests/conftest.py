@@ -7,3 +7,10 @@ settings.register_profile("mvsim", deadline=None)
 settings.load_profile("mvsim")
 
 jax.config.update("jax_enable_x64", False)
+
+# Sweeps started by the tests (in-process and as subprocesses) share one compilation cache
+# for the session, so the same tiny shapes compile once; the user's cache is left alone.
+import os
+import tempfile
+
+os.environ["MVSIM_CACHE_DIR"] = tempfile.mkdtemp(prefix="mvsim-test-jax-cache-")
