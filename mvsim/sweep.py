@@ -137,8 +137,9 @@ def bytes_per_seed(cfg: C.Config) -> int:
     return 4 * (samples * d.P * d.d + 16 * acts)  # 16 copies: matches XLA's 160 MiB at the default
 
 
-# Fastest chunk on a 2-core CPU in `make bench` (benchmarks/results.json); GPUs take what fits.
-CPU_CHUNK = 8
+# Fastest chunk on a 2-core CPU in `make bench` (benchmarks/results.json, default config):
+# 5.81, 4.77, 5.28, 5.86 s per seed at chunks 1, 2, 4, 8. GPUs take what fits in memory.
+CPU_CHUNK = 2
 
 
 def default_chunk(cfg: C.Config, seeds: int, devices) -> tuple[int, str]:
