@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) benchmarks/steps.py --chunk 2
 	$(PY) benchmarks/bench.py --out benchmarks/results.json
 
 clean:
