@@ -1,7 +1,7 @@
 """One seed, all methods: `run_seed(key, cfg) -> record`, written for one seed.
 
 SL, MRP pretraining and fine-tuning run on data drawn from the same features, so their
-numbers compare like for like. Batch over seeds with `make_run(cfg)` (jit of vmap).
+numbers compare like for like. Batch over seeds with `make_run()` (jit of vmap).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import jax.numpy as jnp
 
 from mvsim import data, metrics, nets, train
 from mvsim.config import Config
-
-METHODS = ("sl", "mrp", "mrp_ft", "sl_ensemble", "kd")  # the last two with ensemble.size >= 1
 
 SCALARS = (
     "features_total", "features_captured", "classes_all_captured", "classes_one_captured",
@@ -75,7 +73,8 @@ def summarize(lam, threshold, loss, **extra) -> dict:
 
 
 def run_sl(W, D: Data, cfg: Config, teacher_logits=None):
-    """Train one SL model from W (distilled from teacher_logits if given): (record, logits_fn)."""
+    """The record of one SL model trained from W (distilled from teacher_logits if given).
+    Its final_loss is the cross-entropy on the labels, also for a distilled model."""
     q, varrho = cfg.net.q, cfg.net.varrho
     W, lam = train.train_sl(W, D.train, D.V, cfg, teacher_logits)
     logits = lambda x: nets.sl_logits(x, W, q, varrho)
@@ -85,7 +84,7 @@ def run_sl(W, D: Data, cfg: Config, teacher_logits=None):
     rec = summarize(lam, cfg.metrics.capture_frac * varrho, nets.sl_loss(W, D.train.x, D.train.y, q, varrho),
                     lottery_agreement=metrics.lottery_agreement(lam[-1], lam[0]),
                     mem_single=mem, **evaluate(logits, D, cfg.data.mu))
-    return rec, logits
+    return rec
 
 
 def run_ensemble(key, D: Data, cfg: Config):
@@ -106,13 +105,15 @@ def run_ensemble(key, D: Data, cfg: Config):
 
 
 def run_seed(key, cfg: Config) -> dict:
-    """Train and evaluate every method on one seed's data: {method: {scalar: (), 'lam': (T, k, L)}}."""
+    """Train and evaluate every method on one seed's data: {method: {scalar: (), 'lam': (T, k, L)}}.
+
+    Methods: sl, mrp, mrp_ft; with ensemble.size >= 1 also sl_ensemble, and kd with ensemble.distill."""
     k_data, k_sl, k_mrp, k_mask, k_loss, k_ens, k_kd = jax.random.split(key, 7)
     D = make_data(k_data, cfg)
     q, varrho, mu = cfg.net.q, cfg.net.varrho, cfg.data.mu
     threshold = cfg.metrics.capture_frac * varrho
 
-    out = {"sl": run_sl(train.init_sl(k_sl, cfg), D, cfg)[0]}
+    out = {"sl": run_sl(train.init_sl(k_sl, cfg), D, cfg)}
 
     (p_mrp, teacher_W), lam_mrp = train.train_mrp(train.init_mrp(k_mrp, cfg), k_mask, D.pre, D.V, cfg)
     out["mrp"] = summarize(lam_mrp, threshold, train.mrp_final_loss(p_mrp, teacher_W, k_loss, D.pre, cfg))
@@ -125,7 +126,7 @@ def run_seed(key, cfg: Config) -> dict:
     if cfg.ensemble.size:
         out["sl_ensemble"], teacher_logits = run_ensemble(k_ens, D, cfg)
         if cfg.ensemble.distill:
-            out["kd"] = run_sl(train.init_sl(k_kd, cfg), D, cfg, teacher_logits)[0]
+            out["kd"] = run_sl(train.init_sl(k_kd, cfg), D, cfg, teacher_logits)
     return out
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from mvsim import config as C

@@ -194,40 +194,37 @@ def test_default_first_step_gradients_reach_every_feature(default_case):
     assert np.all(np.isfinite(proj))
     assert np.all(proj != 0), f"{np.sum(proj == 0)} exact zeros"
 
-    params = train.init_mrp(k_mrp, cfg)
-    keep = train.mask(k_mask, cfg.data.n_pretrain, cfg.data.P, cfg.mrp.mask_keep)
-    g = jax.jit(jax.grad(nets.mrp_loss), static_argnums=(4, 6, 7))(
-        params, params["W"], D.pre.x, keep, q, varrho, cfg.mrp.target, cfg.mrp.decoder)
-    proj = np.asarray(g["W"] @ D.V.T)
+    g, move = first_mrp_step(cfg, D, k_mrp, k_mask)
+    proj = np.asarray(g @ D.V.T)
     assert np.all(np.isfinite(proj))
     assert np.all(proj != 0), f"{np.sum(proj == 0)} exact zeros"
     # and the first normalised step moves every kernel by exactly mrp_lr (no underflowed norms)
-    cap = cfg.mrp.norm_cap * cfg.net.varrho  # as in train_mrp
-    W1 = train.normalized_step(params["W"], g["W"], cfg.train.mrp_lr, cap)
-    move = np.linalg.norm(np.asarray(W1, np.float64) - np.asarray(params["W"], np.float64), axis=1)
     np.testing.assert_allclose(move, cfg.train.mrp_lr, rtol=1e-4)
 
 
-def test_small_sigma_0_first_mrp_step_moves_each_kernel_by_lr(default_case):
-    # Regression: the same underflow as test_normalized_step_with_tiny_gradient, reached from a real
-    # config: defaults with net.sigma_0 = 1e-4 (a point of the sigma_0 phase diagram). The MRP
-    # gradient is ~3e-20 per component, its squared norm underflows, and the first normalised
-    # step throws every kernel to the norm cap (moves ~norm_cap * varrho = 1.2 instead of
-    # mrp_lr = 0.01); at
-    # sigma_0 = 3e-4 some kernels already move 10% too far. The data does not depend on
-    # sigma_0, so the default case's data is reused.
-    cfg, D = default_case
-    cfg = with_values(cfg, {"net.sigma_0": 1e-4})
-    q, varrho = cfg.net.q, cfg.net.varrho
-    k_mrp, k_mask = jax.random.split(jax.random.PRNGKey(2))
+def first_mrp_step(cfg, D, k_mrp, k_mask):
+    """The MRP kernel gradient at initialisation and how far the first normalised step moves
+    each kernel (as train_mrp does it)."""
     params = train.init_mrp(k_mrp, cfg)
     keep = train.mask(k_mask, cfg.data.n_pretrain, cfg.data.P, cfg.mrp.mask_keep)
     g = jax.jit(jax.grad(nets.mrp_loss), static_argnums=(4, 6, 7))(
-        params, params["W"], D.pre.x, keep, q, varrho, cfg.mrp.target, cfg.mrp.decoder)
-    assert np.all(np.asarray(g["W"]) != 0)
-    cap = cfg.mrp.norm_cap * cfg.net.varrho  # as in train_mrp
+        params, params["W"], D.pre.x, keep, cfg.net.q, cfg.net.varrho, cfg.mrp.target, cfg.mrp.decoder)
+    cap = cfg.mrp.norm_cap * cfg.net.varrho
     W1 = train.normalized_step(params["W"], g["W"], cfg.train.mrp_lr, cap)
     move = np.linalg.norm(np.asarray(W1, np.float64) - np.asarray(params["W"], np.float64), axis=1)
+    return g["W"], move
+
+
+def test_small_sigma_0_first_mrp_step_moves_each_kernel_by_lr(default_case):
+    # Regression: the underflow of test_normalized_step_with_tiny_gradient, reached from a real
+    # config: defaults with net.sigma_0 = 1e-4 (a point of the sigma_0 phase diagram). The MRP
+    # gradient is ~3e-20 per component; its squared norm underflowed and the first normalised
+    # step threw every kernel to the norm cap instead of moving it by mrp_lr. The data does not
+    # depend on sigma_0, so the default case's data is reused.
+    cfg, D = default_case
+    cfg = with_values(cfg, {"net.sigma_0": 1e-4})
+    g, move = first_mrp_step(cfg, D, *jax.random.split(jax.random.PRNGKey(2)))
+    assert np.all(np.asarray(g) != 0)
     np.testing.assert_allclose(move, cfg.train.mrp_lr, rtol=1e-4)
 
 
