@@ -24,16 +24,20 @@ class ConfigError(ValueError):
     """A bad config key or value; the message is one line meant for the user."""
 
 
-def param(default, doc, lo=None, hi=None, lo_open=False, hi_open=False, choices=None):
-    """A config field with its allowed range (or choices) and a one-line description."""
-    meta = dict(doc=doc, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices)
+def param(default, doc, lo=None, hi=None, lo_open=False, hi_open=False, choices=None, static=False):
+    """A config field with its allowed range (or choices) and a one-line description.
+
+    static=True keeps a float out of the traced leaves: GD-time horizons fix the number of
+    logged checkpoints (a shape), so changing one compiles anew. A tuple field is a list of
+    numbers (static), each checked against lo/hi."""
+    meta = dict(doc=doc, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices, static=static)
     return field(default=default, metadata=meta)
 
 
 def _pytree(cls):
     """Freeze a section and register it: floats are traced leaves, the rest is static."""
     cls = dataclass(frozen=True)(cls)
-    data = [f.name for f in fields(cls) if f.type in ("float", float)]
+    data = [f.name for f in fields(cls) if f.type in ("float", float) and not f.metadata.get("static")]
     meta = [f.name for f in fields(cls) if f.name not in data]
     return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
 
@@ -75,18 +79,23 @@ class NetConfig:
 class MrpConfig:
     mask_keep: float = param(0.5, "probability that a patch is kept (not masked)", lo=0.0, hi=1.0,
                              lo_open=True, hi_open=True)
+    masks: str = param("expected", "loss over masks: its exact expectation (closed form), or a fresh "
+                       "Bernoulli mask every step", choices=("expected", "fresh"))
     target: str = param("data2vec", "what the decoder predicts", choices=("data2vec", "mae"))
     teacher: str = param("stopgrad", "data2vec teacher: stop-gradient copy or EMA of the student",
                          choices=("stopgrad", "ema"))
-    ema_tau: float = param(0.99, "EMA decay of the teacher (teacher = 'ema')", lo=0.0, hi=1.0)
+    ema_time: float = param(100.0, "EMA teacher's time constant in GD time: teacher += (1 - exp(-dt / "
+                            "ema_time)) (student - teacher)", lo=0.0, lo_open=True)
     decoder: str = param("diag", "linear decoder: one scalar per kernel, or a full matrix",
                          choices=("diag", "full"))
     decoder_init: float = param(1.0, "initial decoder scale b (diag) or b * identity (full)")
-    decoder_lr: float = param(0.0, "GD learning rate of the decoder (0: decoder fixed)", lo=0.0)
-    step: str = param("normalized", "kernel update: per-kernel normalised GD step, or plain GD",
-                      choices=("normalized", "gd"))
-    norm_cap: float = param(2.0, "cap on each kernel's norm after a step, in units of net.varrho (0: no cap)",
-                            lo=0.0)
+    decoder_lr: float = param(0.0, "decoder's rate against the kernels' (dB/dt = -decoder_lr dL/dB; 0: fixed)",
+                              lo=0.0)
+    step: str = param("per_kernel", "kernel steps: per-kernel normalised with per-kernel GD clocks (exact only "
+                      "for a fixed diagonal decoder and a stop-gradient data2vec teacher), the global adaptive "
+                      "step, or plain GD at train.lr", choices=("per_kernel", "adaptive", "gd"))
+    norm_cap: float = param(2.0, "kernel norms are projected onto a ball of this radius, in units of net.varrho "
+                            "(projected GD; 0: no cap)", lo=0.0)
 
 
 @_pytree
@@ -105,22 +114,37 @@ class EnsembleConfig:
                              lo=0.0, hi=1.0)
 
 
+DEFAULT_CHECKPOINTS = tuple(float(f"{c}e{e}") for e in range(0, 10) for c in (1, 3)) + (1e10,)
+
+
 @_pytree
 class TrainConfig:
-    sl_steps: int = param(300, "full-batch GD steps of supervised learning", lo=0)
-    sl_lr: float = param(10.0, "SL learning rate", lo=0.0)
-    mrp_steps: int = param(100, "GD steps of mask-reconstruction pretraining", lo=0)
-    mrp_lr: float = param(0.02, "MRP step size (kernel norm moved per step when normalised)", lo=0.0)
-    ft_steps: int = param(100, "GD steps of fine-tuning", lo=0)
-    ft_lr: float = param(1.0, "fine-tuning learning rate of the linear head", lo=0.0)
-    ft_kernel_lr: float = param(1.0, "fine-tuning learning rate of the kernels (mode = 'full')", lo=0.0)
-    log_every: int = param(10, "record Lambda every this many steps", lo=1)
+    step: str = param("adaptive", "SL, fine-tuning, ensembles and MRP with mrp.step = 'adaptive': global "
+                      "adaptive GD step, or plain GD at train.lr", choices=("adaptive", "gd"))
+    delta: float = param(0.05, "adaptive steps: no kernel moves more than delta times its norm per step",
+                         lo=0.0, hi=1.0, lo_open=True)
+    dt_max: float = param(1e12, "adaptive steps: largest step in GD time", lo=0.0, lo_open=True)
+    lr: float = param(10.0, "plain GD step size (train.step or mrp.step = 'gd')", lo=0.0, lo_open=True)
+    sl_time: float = param(1e10, "SL's horizon in GD time (sum of step sizes); also ensembles and distillation",
+                           lo=0.0, static=True)
+    mrp_time: float = param(1e10, "MRP pretraining's horizon in GD time", lo=0.0, static=True)
+    ft_time: float = param(1e10, "fine-tuning's horizon in GD time", lo=0.0, static=True)
+    checkpoints: tuple = param(DEFAULT_CHECKPOINTS, "GD times at which every method is measured (increasing; "
+                               "each method also at 0 and at its horizon)", lo=0.0, lo_open=True)
+    ft_from: tuple = param((1e10,), "MRP checkpoints (GD times <= train.mrp_time) that fine-tuning starts from",
+                           lo=0.0, lo_open=True)
+    max_steps: int = param(20000, "most steps one training run may take; checkpoints it cannot reach are "
+                           "marked unreached", lo=1)
+    ft_lr: float = param(1.0, "fine-tuning rate of the linear head (dA/dt = -ft_lr dL/dA)", lo=0.0)
+    ft_kernel_lr: float = param(1.0, "fine-tuning rate of the kernels (mode = 'full')", lo=0.0)
 
 
 @_pytree
 class MetricsConfig:
-    capture_frac: float = param(1.0, "a feature is captured when Lambda >= capture_frac * varrho",
-                                lo=0.0, lo_open=True)
+    capture_frac: float = param(1.0, "a feature is captured when Lambda >= capture_frac * varrho (and its "
+                                "best kernel is a detector: see purity_max)", lo=0.0, lo_open=True)
+    purity_max: float = param(0.5, "a captured feature's best kernel correlates with every other class's "
+                              "feature at most purity_max times its correlation with the feature", lo=0.0)
 
 
 @_pytree
@@ -166,7 +190,8 @@ def _describe(f: dataclasses.Field) -> str:
     m = f.metadata
     if m.get("choices"):
         return "one of " + ", ".join(repr(c) for c in m["choices"])
-    kind = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false"}[f.type]
+    kind = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false",
+            "tuple": "a list of numbers, each"}[f.type]
     lo, hi = m.get("lo"), m.get("hi")
     if lo is not None and hi is not None:
         return f"{kind} in {'(' if m['lo_open'] else '['}{lo}, {hi}{')' if m['hi_open'] else ']'}"
@@ -190,6 +215,8 @@ def coerce(key: str, value: Any) -> Any:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             raise ConfigError(f"{key} = {text!r}: expected {allowed}") from None
+    if f.type == "tuple":
+        return _coerce_tuple(key, value, f, allowed)
     if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     expected = {"int": int, "float": float, "str": str, "bool": bool}[f.type]
@@ -204,6 +231,22 @@ def coerce(key: str, value: Any) -> Any:
     )
     if bad:
         raise ConfigError(f"{key} = {value!r}: expected {allowed}")
+    return value
+
+
+def _coerce_tuple(key: str, value: Any, f: dataclasses.Field, allowed: str) -> tuple:
+    """A non-empty, increasing list of finite numbers in the field's range, as a tuple of floats."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if ok:
+        value = tuple(float(v) for v in value)
+        m = f.metadata
+        ok = all(b > a for a, b in zip(value, value[1:])) and all(
+            m["lo"] is None or (v > m["lo"] if m["lo_open"] else v >= m["lo"]) for v in value)
+    if not ok:
+        raise ConfigError(f"{key} = {value!r}: expected {allowed}, increasing, e.g. [1e3, 1e4]")
     return value
 
 
@@ -222,6 +265,11 @@ def with_values(cfg: Config, values: dict[str, Any]) -> Config:
     cfg = replace(cfg, **{s: replace(getattr(cfg, s), **kv) for s, kv in by_section.items()})
     validate(cfg)
     return cfg
+
+
+def _separable(m: MrpConfig) -> bool:
+    """Does the MRP loss separate over kernels (each kernel's gradient depends on that kernel only)?"""
+    return m.target == "data2vec" and m.teacher == "stopgrad" and m.decoder == "diag" and m.decoder_lr == 0.0
 
 
 def validate(cfg: Config) -> None:
@@ -245,8 +293,15 @@ def validate(cfg: Config) -> None:
         (d.z_own_lo <= d.z_own_hi, "data.z_own_lo", d.z_own_lo, f"<= data.z_own_hi = {d.z_own_hi}"),
         (d.z_other_lo <= d.z_other_hi, "data.z_other_lo", d.z_other_lo,
          f"<= data.z_other_hi = {d.z_other_hi}"),
-        (cfg.train.log_every <= max(cfg.train.sl_steps, cfg.train.mrp_steps, cfg.train.ft_steps, 1),
-         "train.log_every", cfg.train.log_every, "at most the largest number of steps"),
+        (all(t <= cfg.train.mrp_time for t in cfg.train.ft_from), "train.ft_from", list(cfg.train.ft_from),
+         f"GD times at most train.mrp_time = {cfg.train.mrp_time:g}"),
+        (cfg.mrp.step != "per_kernel" or cfg.mrp.masks == "expected", "mrp.step", cfg.mrp.step,
+         "'adaptive' or 'gd' with mrp.masks = 'fresh' (a per-kernel re-timing of a random mask sequence "
+         "is not a change of time of anything)"),
+        (cfg.mrp.step != "per_kernel" or _separable(cfg.mrp), "mrp.step", cfg.mrp.step,
+         "'adaptive' or 'gd' unless mrp.target = 'data2vec', mrp.teacher = 'stopgrad', mrp.decoder = 'diag' "
+         "and mrp.decoder_lr = 0 (only then does the loss separate over kernels, so that per-kernel clocks "
+         "are an exact change of time)"),
     ]
     for ok, key, value, allowed in checks:
         if not ok:

@@ -51,3 +51,71 @@ def test_accuracy(acc_multi, acc_single, mu):
     """Accuracy on the training distribution (single-view with probability mu), from the two
     per-kind test sets: exact in expectation and less noisy than a third mixed test set."""
     return (1.0 - mu) * acc_multi + mu * acc_single
+
+
+def best_kernels(C, allowed):
+    """For every feature, its best kernel and how pure it is.
+
+    C (R, n_feat) = W @ V.T (kernels x all features, classes of L features each, in order);
+    allowed (R, k L) is True where a kernel may serve a downstream feature (SL: its own class's
+    kernels; MRP: all). Returns (k L,) arrays:
+      lam   = max over allowed r of C[r, f]                    (Lambda, flattened)
+      cross = best kernel's largest correlation with any other class's feature / lam
+      mix   = best kernel's largest correlation with the same class's other features / lam
+    and the best kernel's index r (k L,).
+    """
+    kL = allowed.shape[1]
+    Ck = jnp.where(allowed, C[:, :kL], -jnp.inf)
+    r = jnp.argmax(Ck, axis=0)  # (k L,)
+    lam = jnp.take_along_axis(C[:, :kL], r[None], axis=0)[0]
+    rows = C[r]  # (k L, n_feat)
+    return lam, rows, r
+
+
+def purity(rows, lam, L: int):
+    """cross, mix (k L,) from the best kernels' correlations rows (k L, n_feat) and lam (k L,)."""
+    kL, n_feat = rows.shape
+    cls_f = jnp.arange(kL) // L
+    cls_all = jnp.arange(n_feat) // L
+    same = cls_f[:, None] == cls_all[None, :]
+    itself = jnp.arange(kL)[:, None] == jnp.arange(n_feat)[None, :]
+    denom = jnp.where(lam > 0, lam, jnp.nan)
+    cross = jnp.max(jnp.where(same, -jnp.inf, rows), axis=1) / denom
+    mix = jnp.max(jnp.where(same & ~itself, rows, -jnp.inf), axis=1) / denom
+    return cross, mix
+
+
+def feature_table(W, V, allowed, L: int) -> dict:
+    """Per feature (k, L): Lambda, the best kernel's purity (Lambda / its norm), cross and mix."""
+    k = allowed.shape[1] // L
+    C = W @ V.T
+    lam, rows, r = best_kernels(C, allowed)
+    cross, mix = purity(rows, lam, L)
+    norm = jnp.linalg.norm(W[r], axis=-1)
+    return {"lam": lam.reshape(k, L), "purity": (lam / jnp.maximum(norm, 1e-30)).reshape(k, L),
+            "cross": cross.reshape(k, L), "mix": mix.reshape(k, L)}
+
+
+def sl_allowed(k: int, m: int, L: int):
+    """SL: kernel i*m + r serves class i's L features only. (k m, k L) bool."""
+    return (jnp.arange(k * m)[:, None] // m) == (jnp.arange(k * L)[None, :] // L)
+
+
+def detector_stats(feat: dict, threshold, purity_max) -> dict:
+    """Captured counts of one model at one time from `feature_table` output.
+
+    A feature is captured when Lambda >= threshold and its best kernel is a detector of it:
+    its correlation with every other class's feature is at most purity_max times Lambda.
+    `features_reached` counts Lambda >= threshold alone.
+    """
+    lam = feat["lam"]
+    reached = lam >= threshold
+    captured = reached & (feat["cross"] <= purity_max)
+    per_class = captured.sum(axis=1)
+    return {
+        "features_total": jnp.asarray(lam.size, jnp.int32),
+        "features_captured": captured.sum().astype(jnp.int32),
+        "features_reached": reached.sum().astype(jnp.int32),
+        "classes_all_captured": (per_class == lam.shape[1]).sum().astype(jnp.int32),
+        "classes_one_captured": (per_class == 1).sum().astype(jnp.int32),
+    }

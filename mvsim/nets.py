@@ -63,27 +63,45 @@ def distill_loss(W, x, y, teacher_logits, q: int, varrho, temp, weight):
 # ---------------------------------------------------------------- mask reconstruction (P1)
 
 
+def _mrp_parts(params, teacher_W, x, q: int, varrho, target: str, decoder: str):
+    """The reconstruction residual as c - sum_p keep_p u_p: returns c (n, e) and u (n, P, e).
+
+    data2vec: c is the teacher's code of the unmasked input (stop-gradient), u_p the decoded
+    code of patch p (B a_p). MAE: the target is the masked patches' pixels sum_p (1 - keep_p) x_p
+    and the prediction (sum_p keep_p a_p) D, so c = sum_p x_p and u_p = x_p + a_p D.
+    A masked patch is zeroed and sReLU(0) = 0, so the student's code is sum_p keep_p a_p.
+    """
+    act = srelu(preact(x, params["W"]), q, varrho)  # a_p: (n, P, R)
+    if target == "mae":
+        return x.sum(axis=1), x + act @ params["D"]
+    goal = jax.lax.stop_gradient(encode(x, teacher_W, q, varrho))
+    u = act * params["B"] if decoder == "diag" else act @ params["B"].T
+    return goal, u
+
+
 def mrp_loss(params, teacher_W, x, keep, q: int, varrho, target: str, decoder: str):
-    """Mask-reconstruction loss, 1/2 mean_n ||target - decoder(student code)||^2.
+    """Mask-reconstruction loss under one mask, 1/2 mean_n ||target - decoder(student code)||^2.
 
     params: dict with W (R, d) and the decoder: B (R,) for 'diag', (R, R) for 'full'; D (R, d)
-    for the MAE target. keep (n, P) is the Bernoulli patch mask (1 = kept).
-
-    A masked patch is zeroed and sReLU(0) = 0, so the student's code on the masked input is
-    sum_p keep_p sReLU(<w_r, x_p>): the same matmul serves student and (stop-gradient) teacher.
-    data2vec target: the teacher's code of the unmasked input, teacher_W (R, d) under
-    stop-gradient (pass params['W'] for the stop-gradient copy, or the EMA weights).
-    MAE target: the sum of the masked patches' pixels, predicted by one linear layer D.
+    for the MAE target. keep (n, P) is the Bernoulli patch mask (1 = kept). teacher_W (R, d) is
+    the data2vec teacher (pass params['W'] for the stop-gradient copy, or the EMA weights).
     """
-    act = srelu(preact(x, params["W"]), q, varrho)  # (n, P, R)
-    student = jnp.einsum("npr,np->nr", act, keep)
-    if target == "mae":
-        goal = jnp.einsum("npd,np->nd", x, 1.0 - keep)
-        pred = student @ params["D"]
-    else:
-        goal = jax.lax.stop_gradient(encode(x, teacher_W, q, varrho))
-        pred = student * params["B"] if decoder == "diag" else student @ params["B"].T
-    return 0.5 * jnp.mean(jnp.sum((goal - pred) ** 2, axis=-1))
+    c, u = _mrp_parts(params, teacher_W, x, q, varrho, target, decoder)
+    return 0.5 * jnp.mean(jnp.sum((c - jnp.einsum("npe,np->ne", u, keep)) ** 2, axis=-1))
+
+
+def mrp_loss_expected(params, teacher_W, x, mask_keep, q: int, varrho, target: str, decoder: str):
+    """The mask-reconstruction loss averaged over all masks, in closed form.
+
+    With independent keep_p ~ Bernoulli(theta): E||c - sum_p keep_p u_p||^2
+    = ||c - theta sum_p u_p||^2 + theta (1 - theta) sum_p ||u_p||^2 (mean plus variance).
+    Its gradient is the mean of the fresh-mask gradients, so GD on it is the small-step limit
+    of GD with a fresh mask every step.
+    """
+    c, u = _mrp_parts(params, teacher_W, x, q, varrho, target, decoder)
+    mean = jnp.sum((c - mask_keep * u.sum(axis=1)) ** 2, axis=-1)
+    var = mask_keep * (1.0 - mask_keep) * jnp.sum(u**2, axis=(1, 2))
+    return 0.5 * jnp.mean(mean + var)
 
 
 # ---------------------------------------------------------------- fine-tuning (P1)

@@ -172,35 +172,6 @@ def run_chunk(run, cfg, seeds: list[int], chunk: int, sharding):
     return jax.tree_util.tree_map(lambda a: np.asarray(a)[: len(seeds)], out)
 
 
-def to_tables(records, seeds, cfg: C.Config, point: dict, grid_point: int):
-    """Records of a chunk -> (summary rows, features long table) as DataFrames."""
-    import pandas as pd
-    from mvsim.experiment import SCALARS
-    from mvsim.train import log_steps
-
-    t = cfg.train
-    steps_of = {"sl": t.sl_steps, "mrp": t.mrp_steps, "mrp_ft": t.ft_steps, "sl_ensemble": t.sl_steps,
-                "kd": t.sl_steps}
-    seeds = np.asarray(seeds, np.int64)
-    summaries, features = [], []
-    for method, rec in records.items():
-        s = {"seed": seeds, "method": method, "grid_point": grid_point}
-        s.update({key: value for key, value in point.items()})
-        for key in SCALARS:
-            s[key] = rec[key].astype(bool if key == "diverged" else np.float64)
-        summaries.append(pd.DataFrame(s))
-        lam = rec["lam"]  # (S, T, k, L)
-        S, T, k, L = lam.shape
-        steps = log_steps(steps_of[method], cfg.train.log_every)
-        idx = np.indices((S, T, k, L)).reshape(4, -1)
-        f = {"seed": seeds[idx[0]], "method": method, "grid_point": grid_point}
-        f.update({key: value for key, value in point.items()})
-        f.update(step=steps[idx[1]], cls=idx[2], feature=idx[3], lam=lam.reshape(-1).astype(np.float32),
-                 lam_init=np.broadcast_to(lam[:, :1], lam.shape).reshape(-1).astype(np.float32))
-        features.append(pd.DataFrame(f))
-    return pd.concat(summaries, ignore_index=True), pd.concat(features, ignore_index=True)
-
-
 def enable_compilation_cache(jax) -> None:
     """Keep compiled programs on disk (MVSIM_CACHE_DIR, default ~/.cache/mvsim/jax): a rerun,
     a resumed sweep or another process with the same shapes skips the 25-40 s compile."""
@@ -232,7 +203,7 @@ def main(argv=None) -> int:
             f"({len(jax.devices())} devices in all, {len(jax.local_devices())} here)")
     from tqdm import tqdm
 
-    from mvsim import store
+    from mvsim import store, tables
     from mvsim.experiment import make_run
 
     devices = jax.local_devices()
@@ -261,7 +232,7 @@ def main(argv=None) -> int:
     n_diverged = 0
     for gp, chunk_seeds, chunk in work:
         records = run_chunk(run, points[gp], chunk_seeds, chunk, sharding)
-        summary, features = to_tables(records, chunk_seeds, points[gp], point_dicts[gp], gp)
+        summary, features = tables.to_tables(records, chunk_seeds, points[gp], point_dicts[gp], gp)
         store.write_chunk(out, store.chunk_name(gp, chunk_seeds, args.process_id), summary, features)
         n_diverged += int(summary["diverged"].sum())
         bar.update(len(chunk_seeds))

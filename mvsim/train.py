@@ -1,69 +1,34 @@
-"""Full-batch training loops as `lax.scan`: SL (P0), MRP pretraining and fine-tuning (P1).
+"""Full-batch training on the GD clock: SL (P0), MRP pretraining and fine-tuning (P1).
 
-Each `train_*` function trains one seed and returns the final parameters and the Lambda
-trajectory logged every `train.log_every` steps (see `log_steps` for the step of each row).
-They are pure and jittable; batching over seeds is `jax.vmap` one level up.
+Each `train_*` function trains one seed until its GD clock reads each time of `times` (see
+`flow.log_times`) and calls `log(params)` there. It returns (final params, logs stacked over
+times, GD time reached at each, steps taken at each). The step rules and the loop live in
+`mvsim.flow`; this module holds the gradients and the states. Pure and jittable; batching over
+seeds is `jax.vmap` one level up.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from mvsim import metrics, nets
+from mvsim import flow, nets
 from mvsim.config import Config
 from mvsim.data import Dataset
 
 
-def log_steps(n_steps: int, log_every: int) -> np.ndarray:
-    """Steps at which Lambda is logged: 0, log_every, 2 log_every, ..., and n_steps."""
-    steps = list(range(0, n_steps + 1, log_every))
-    if steps[-1] != n_steps:
-        steps.append(n_steps)
-    return np.asarray(steps)
+def _dt(cfg: Config, rule: str, c: flow.Clocked, speed, err, target):
+    """(dt, proposal) of `rule`: 'gd' (plain GD at train.lr) or adaptive (see flow.controlled_dt;
+    speed and err are () for one clock or (R,) per kernel)."""
+    tr = cfg.train
+    if rule == "gd":
+        dt = flow.gd_dt(tr.lr, c.t, target)
+        return dt, c.h
+    return flow.controlled_dt(speed, err, c.h, c.dt, tr.delta, tr.dt_max, c.t, target)
 
 
-def scan_logged(step, state, n_steps: int, log_every: int, log):
-    """Run `state = step(state, t)` for t < n_steps; return (state, stacked log(state) at log_steps).
-
-    An outer scan over blocks of `log_every` steps logs once per block, so logging costs one
-    small matmul per block and never leaves the device.
-    """
-    def block(start, length):
-        def body(s, t):
-            return step(s, t), None
-        return lambda s: jax.lax.scan(body, s, start + jnp.arange(length))[0]
-
-    n_blocks, rest = divmod(n_steps, log_every)
-
-    def outer(s, b):
-        s = block(b * log_every, log_every)(s)
-        return s, log(s)
-
-    first = log(state)
-    state, logged = jax.lax.scan(outer, state, jnp.arange(n_blocks))
-    logs = [first[None], logged]
-    if rest:
-        state = block(n_blocks * log_every, rest)(state)
-        logs.append(log(state)[None])
-    return state, jnp.concatenate(logs)
-
-
-def normalized_step(W, g, lr, cap):
-    """Move each kernel (row of W) by lr along its own normalised negative gradient, then
-    shrink rows whose norm exceeds `cap` (cap = 0: no cap). Rows with zero gradient stay.
-
-    Rows are divided by their largest entry before the norm is taken: squaring gradients of
-    ~1e-20 (tiny inits) would underflow float32 and blow the step up.
-    """
-    top = jnp.max(jnp.abs(g), axis=-1, keepdims=True)
-    u = g / jnp.where(top > 0, top, 1.0)
-    u_norm = jnp.linalg.norm(u, axis=-1, keepdims=True)
-    W = W - lr * u / jnp.where(u_norm > 0, u_norm, 1.0)
-    w_norm = jnp.linalg.norm(W, axis=-1, keepdims=True)
-    shrink = jnp.where(cap > 0, jnp.minimum(1.0, cap / jnp.maximum(w_norm, 1e-30)), 1.0)
-    return W * shrink
+def _next(c: flow.Clocked, state, dt, h, g, target) -> flow.Clocked:
+    return flow.Clocked(state, flow.advance(c.t, dt, target), c.n + 1, h, dt, g)
 
 
 # ---------------------------------------------------------------- supervised learning (P0)
@@ -74,21 +39,30 @@ def init_sl(key, cfg: Config) -> jax.Array:
     return cfg.net.sigma_0 * jax.random.normal(key, (cfg.data.k, cfg.net.m, cfg.data.d))
 
 
-def train_sl(W, train: Dataset, V, cfg: Config, teacher_logits=None):
-    """Full-batch GD on cross-entropy, or on the distillation loss when `teacher_logits`
-    (n, k) are given (`ensemble.kd_temp`, `ensemble.kd_weight`). Returns (W, lam (n_logs, k, L))."""
-    q, varrho, lr, e = cfg.net.q, cfg.net.varrho, cfg.train.sl_lr, cfg.ensemble
+def train_sl(W, train: Dataset, cfg: Config, times, log, teacher_logits=None):
+    """GD on cross-entropy (or on the distillation loss when `teacher_logits` (n, k) are given).
+
+    W (k, m, d). Kernel rows' relative speeds use the floor sigma_0 (a kernel's size is never
+    below its init scale in practice; the floor only guards the step rule)."""
+    q, varrho, e = cfg.net.q, cfg.net.varrho, cfg.ensemble
     if teacher_logits is None:
         grad = lambda W: jax.grad(nets.sl_loss)(W, train.x, train.y, q, varrho)
     else:
         grad = lambda W: jax.grad(nets.distill_loss)(W, train.x, train.y, teacher_logits, q, varrho,
                                                      e.kd_temp, e.kd_weight)
+    k, m, d = W.shape
 
-    def step(W, t):
-        return W - lr * grad(W)
+    rows = lambda a: a.reshape(k * m, d)
 
-    return scan_logged(step, W, cfg.train.sl_steps, cfg.train.log_every,
-                       lambda W: metrics.lam_sl(W, V, cfg.data.L))
+    def step(c: flow.Clocked, target):
+        g = grad(c.state)
+        speed = flow.row_speed(rows(c.state), rows(g), cfg.net.sigma_0).max()
+        err = flow.step_error(rows(c.state), rows(g), rows(c.g), c.dt, cfg.net.sigma_0).max()
+        dt, h = _dt(cfg, cfg.train.step, c, speed, err, target)
+        return _next(c, c.state - dt * g, dt, h, g, target)
+
+    return flow.run_clocked(step, W, jnp.zeros_like(W), times, cfg.train.max_steps, log,
+                            dt_max=cfg.train.dt_max)
 
 
 # ---------------------------------------------------------------- mask-reconstruction pretraining (P1)
@@ -110,69 +84,116 @@ def mask(key, n: int, P: int, mask_keep) -> jax.Array:
     return jax.random.bernoulli(key, mask_keep, (n, P)).astype(jnp.float32)
 
 
-def train_mrp(params, key, pre: Dataset, V, cfg: Config):
-    """Mask-reconstruction pretraining with a fresh mask every step.
-
-    Kernels move by a per-kernel normalised step (`mrp.step = 'normalized'`: with a diagonal
-    decoder and a stop-gradient teacher the loss separates over kernels, so this re-times each
-    kernel's gradient flow; plain GD barely moves from a small init because the gradient
-    scales like Lambda^(2q-1)) or by plain GD; the decoder by GD at `mrp.decoder_lr`.
-    Returns ((params, teacher_W), lam (n_logs, k, L)).
-    """
+def mrp_grad(params, teacher_W, key, pre: Dataset, cfg: Config):
+    """Gradient of the MRP loss: the expectation over masks (`mrp.masks = 'expected'`), or one
+    fresh mask drawn from `key`."""
     c, q, varrho = cfg.mrp, cfg.net.q, cfg.net.varrho
-    n, P = pre.x.shape[:2]
-    grad = jax.grad(nets.mrp_loss)
-
-    def step(state, t):
-        params, teacher_W = state
-        keep = mask(jax.random.fold_in(key, t), n, P, c.mask_keep)
-        teacher = params["W"] if c.teacher == "stopgrad" else teacher_W
-        g = grad(params, teacher, pre.x, keep, q, varrho, c.target, c.decoder)
-        if c.step == "normalized":
-            W = normalized_step(params["W"], g["W"], cfg.train.mrp_lr, c.norm_cap * varrho)
-        else:
-            W = params["W"] - cfg.train.mrp_lr * g["W"]
-        new = {name: v - c.decoder_lr * g[name] for name, v in params.items() if name != "W"}
-        new["W"] = W
-        teacher_W = c.ema_tau * teacher_W + (1.0 - c.ema_tau) * W
-        return new, teacher_W
-
-    return scan_logged(step, (params, params["W"]), cfg.train.mrp_steps, cfg.train.log_every,
-                       lambda s: metrics.lam_mrp(s[0]["W"], V, cfg.data.k, cfg.data.L))
-
-
-def mrp_final_loss(params, teacher_W, key, pre: Dataset, cfg: Config):
-    """The MRP loss of the final parameters under one fresh mask."""
-    c = cfg.mrp
+    if c.masks == "expected":
+        return jax.grad(nets.mrp_loss_expected)(params, teacher_W, pre.x, c.mask_keep, q, varrho,
+                                                c.target, c.decoder)
     keep = mask(key, pre.x.shape[0], pre.x.shape[1], c.mask_keep)
+    return jax.grad(nets.mrp_loss)(params, teacher_W, pre.x, keep, q, varrho, c.target, c.decoder)
+
+
+def mrp_loss_value(params, teacher_W, key, pre: Dataset, cfg: Config):
+    """The MRP loss of `params`: over all masks (expected) or under one fresh mask."""
+    c, q, varrho = cfg.mrp, cfg.net.q, cfg.net.varrho
     teacher = params["W"] if c.teacher == "stopgrad" else teacher_W
-    return nets.mrp_loss(params, teacher, pre.x, keep, cfg.net.q, cfg.net.varrho, c.target, c.decoder)
+    if c.masks == "expected":
+        return nets.mrp_loss_expected(params, teacher, pre.x, c.mask_keep, q, varrho, c.target, c.decoder)
+    keep = mask(key, pre.x.shape[0], pre.x.shape[1], c.mask_keep)
+    return nets.mrp_loss(params, teacher, pre.x, keep, q, varrho, c.target, c.decoder)
+
+
+def train_mrp(params, key, pre: Dataset, cfg: Config, times, log):
+    """Mask-reconstruction pretraining; state (params, teacher W).
+
+    Kernels live in the ball ||w_r|| <= norm_cap * varrho (projected GD: past the linear regime
+    the stop-gradient loss grows a captured kernel without bound). `mrp.step`:
+    'per_kernel' -- a GD clock per kernel (exact here only: `config._separable`, checked by
+    `config.validate`); 'adaptive' / 'gd' -- one clock, the decoder moving at rate decoder_lr
+    and the EMA teacher relaxing towards the student with time constant ema_time.
+    log(params) is called at each time; with per-kernel clocks every kernel is then at that time.
+    """
+    c, varrho, floor = cfg.mrp, cfg.net.varrho, cfg.net.sigma_0
+    cap = c.norm_cap * varrho
+    R = params["W"].shape[0]
+
+    def grads(state, n):
+        params, teacher_W = state
+        teacher = params["W"] if c.teacher == "stopgrad" else teacher_W
+        g = mrp_grad(params, teacher, jax.random.fold_in(key, n), pre, cfg)
+        g["W"] = flow.tangent(params["W"], g["W"], cap)
+        return g
+
+    def per_kernel_step(cl: flow.Clocked, target):
+        params, teacher_W = cl.state
+        g = grads(cl.state, cl.n)["W"]
+        speed = flow.row_speed(params["W"], g, floor)
+        err = flow.step_error(params["W"], g, cl.g, cl.dt, floor)
+        dt, h = _dt(cfg, "adaptive", cl, speed, err, target)
+        rest = flow.at_rest(params["W"], g, cl.g, cl.dt, cfg.train.delta, floor)
+        W = flow.project(params["W"] - jnp.where(rest, 0.0, dt)[:, None] * g, cap)
+        # A resting kernel jumps to the target unmoved and keeps the last real step's memory.
+        jump = jnp.maximum(target - cl.t, 0.0)
+        return flow.Clocked(({**params, "W": W}, W), flow.advance(cl.t, jnp.where(rest, jump, dt), target),
+                            cl.n + 1, jnp.where(rest, cl.h, h), jnp.where(rest, cl.dt, dt),
+                            jnp.where(rest[:, None], cl.g, g))
+
+    def global_step(cl: flow.Clocked, target):
+        params, teacher_W = cl.state
+        g = grads(cl.state, cl.n)
+        moving = [n for n in params if n == "W" or c.decoder_lr > 0]
+        rate = {n: (1.0 if n == "W" else c.decoder_lr) for n in params}
+        fl = {n: (floor if n in ("W", "D") else 1.0) for n in params}
+        speed = jnp.max(jnp.stack([flow.row_speed(params[n], rate[n] * g[n], fl[n]).max() for n in moving]))
+        err = jnp.max(jnp.stack([flow.step_error(params[n], rate[n] * g[n], rate[n] * cl.g[n], cl.dt, fl[n]).max()
+                                 for n in moving]))
+        dt, h = _dt(cfg, c.step, cl, speed, err, target)
+        new = {n: params[n] - dt * rate[n] * g[n] for n in params}
+        new["W"] = flow.project(new["W"], cap)
+        relax = 1.0 - jnp.exp(-dt / c.ema_time)
+        teacher_W = teacher_W + relax * (new["W"] - teacher_W)
+        return _next(cl, (new, teacher_W), dt, h, g, target)
+
+    per_kernel = c.step == "per_kernel"
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    return flow.run_clocked(per_kernel_step if per_kernel else global_step, (params, params["W"]),
+                            zeros["W"] if per_kernel else zeros, times, cfg.train.max_steps,
+                            lambda s: log(*s), per_kernel=R if per_kernel else 0, dt_max=cfg.train.dt_max)
 
 
 # ---------------------------------------------------------------- fine-tuning (P1)
 
 
-def train_ft(W, train: Dataset, V, cfg: Config):
+def train_ft(W, train: Dataset, cfg: Config, times, log):
     """Pretrained encoder W (R, d) + zero-initialised linear head A (k, R), GD on cross-entropy.
 
-    mode 'full' trains head and kernels; 'head' trains the head on the encoder's fixed codes
-    (computed once). Returns (params, lam (n_logs, k, L)).
+    mode 'full' trains head (rate ft_lr) and kernels (rate ft_kernel_lr); 'head' trains the head
+    on the encoder's fixed codes (computed once). Head rows start at 0, so their speed uses the
+    floor 1 (a head row of norm 1 turns codes of size ~1 into logits of size ~1).
     """
     q, varrho, t = cfg.net.q, cfg.net.varrho, cfg.train
     params = {"W": W, "A": jnp.zeros((cfg.data.k, W.shape[0]))}
-    lam = lambda p: metrics.lam_mrp(p["W"], V, cfg.data.k, cfg.data.L)
+    codes = nets.encode(train.x, W, q, varrho) if cfg.ft.mode == "head" else None
+    rate = {"W": t.ft_kernel_lr if cfg.ft.mode == "full" else 0.0, "A": t.ft_lr}
 
-    if cfg.ft.mode == "head":
-        codes = nets.encode(train.x, W, q, varrho)
-        grad_A = jax.grad(lambda A: nets.cross_entropy(codes @ A.T, train.y))
+    def grad(p):
+        if cfg.ft.mode == "head":
+            gA = jax.grad(lambda A: nets.cross_entropy(codes @ A.T, train.y))(p["A"])
+            return {"W": jnp.zeros_like(p["W"]), "A": gA}
+        return jax.grad(nets.ft_loss)(p, train.x, train.y, q, varrho)
 
-        def step(p, _):
-            return {"W": p["W"], "A": p["A"] - t.ft_lr * grad_A(p["A"])}
-    else:
-        grad = jax.grad(nets.ft_loss)
+    def step(c: flow.Clocked, target):
+        p = c.state
+        g = grad(p)
+        fl = {"A": 1.0, "W": cfg.net.sigma_0}
+        moving = ["A", "W"] if cfg.ft.mode == "full" else ["A"]
+        speed = jnp.max(jnp.stack([flow.row_speed(p[n], rate[n] * g[n], fl[n]).max() for n in moving]))
+        err = jnp.max(jnp.stack([flow.step_error(p[n], rate[n] * g[n], rate[n] * c.g[n], c.dt, fl[n]).max()
+                                 for n in moving]))
+        dt, h = _dt(cfg, t.step, c, speed, err, target)
+        return _next(c, {n: p[n] - dt * rate[n] * g[n] for n in p}, dt, h, g, target)
 
-        def step(p, _):
-            g = grad(p, train.x, train.y, q, varrho)
-            return {"W": p["W"] - t.ft_kernel_lr * g["W"], "A": p["A"] - t.ft_lr * g["A"]}
-
-    return scan_logged(step, params, t.ft_steps, t.log_every, lam)
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    return flow.run_clocked(step, params, zeros, times, t.max_steps, log, dt_max=t.dt_max)
