@@ -88,6 +88,7 @@ def controlled_dt(speed, err, h_prev, dt_prev, delta, dt_max, t, target):
     """
     h = jnp.where(speed > 0, delta / jnp.maximum(speed, 1e-30), dt_max)
     h = jnp.where(err > 0, jnp.minimum(h, dt_prev * jnp.sqrt(delta**2 / jnp.maximum(err, 1e-30))), h)
+    h = jnp.where(dt_prev > 0, h, delta * h)  # no error estimate yet: start with motion delta^2
     h = jnp.minimum(jnp.minimum(h, 2.0 * h_prev), dt_max)
     return jnp.maximum(jnp.minimum(h, target - t), 0.0), h
 
@@ -97,8 +98,8 @@ def step_error(p, g, g_prev, dt_prev, floor):
     return 0.5 * dt_prev * row_speed(p, g - g_prev, floor)
 
 
-def at_rest(p, g, g_prev, dt_prev, delta, floor):
-    """Rows settled at a stable fixed point of their own flow (per-kernel clocks only), (R,) bool.
+def at_rest(p, g, g_prev, dt_prev, delta, floor, cap):
+    """Rows settled at a stable fixed point on the sphere ||w|| = cap (per-kernel clocks only), (R,).
 
     From the last step, the row's contraction rate is lam = ||g - g_prev|| / (dt_prev ||g_prev||),
     so its distance to the fixed point is about ||g|| / lam. A row is at rest when its gradient
@@ -107,13 +108,15 @@ def at_rest(p, g, g_prev, dt_prev, delta, floor):
     may skip to the next checkpoint unmoved: explicit steps cannot (their size is bounded by the
     fixed point's stiffness, ~200 GD time per step for a captured MRP kernel at the norm cap,
     against horizons of 1e10). Only for flows that separate per row: a row's fixed point must
-    not move when other rows do.
+    not move when other rows do. Only rows on the sphere of the norm cap (captured kernels), where
+    this stiffness arises; inside the ball a slowing row may be passing a saddle, not settling.
     """
+    on_cap = (cap > 0) & (_norm(p) >= cap * (1 - 1e-4))
     gn, gpn = _norm(g), _norm(g_prev)
     change = _norm(g - g_prev)
     size = jnp.maximum(_norm(p), floor)
     dist = dt_prev * gn * gpn / jnp.maximum(change * size, 1e-30)
-    return (dt_prev > 0) & (gn < gpn) & (change > 0) & (dist < delta**2)
+    return on_cap & (dt_prev > 0) & (gn < gpn) & (change > 0) & (dist < delta**2)
 
 
 def advance(t, dt, target):

@@ -132,7 +132,7 @@ def train_mrp(params, key, pre: Dataset, cfg: Config, times, log):
         speed = flow.row_speed(params["W"], g, floor)
         err = flow.step_error(params["W"], g, cl.g, cl.dt, floor)
         dt, h = _dt(cfg, "adaptive", cl, speed, err, target)
-        rest = flow.at_rest(params["W"], g, cl.g, cl.dt, cfg.train.delta, floor)
+        rest = flow.at_rest(params["W"], g, cl.g, cl.dt, cfg.train.delta, floor, cap)
         W = flow.project(params["W"] - jnp.where(rest, 0.0, dt)[:, None] * g, cap)
         # A resting kernel jumps to the target unmoved and keeps the last real step's memory.
         jump = jnp.maximum(target - cl.t, 0.0)

@@ -1,4 +1,5 @@
-"""Figures module: statistics helpers, figures from fabricated results directories, the CLI."""
+"""Figures: statistics helpers, figures from fabricated results directories (one summary row per
+grid point, seed, method, ft_from and checkpoint) and from one real tiny sweep, the CLI."""
 
 from __future__ import annotations
 
@@ -14,25 +15,47 @@ import pandas as pd
 import pytest
 
 from mvsim import config as C
-from mvsim import plots, store
-from mvsim.train import log_steps
+from mvsim import plots, store, sweep, tables
+from mvsim.figs_time import curve, good_runs, time_rows, window_marks, windows_at
 
-BASE = {"data.k": 4, "train.sl_steps": 60, "train.mrp_steps": 40, "train.ft_steps": 20,
-        "train.log_every": 10}
-
-
-def _curve(steps, start, end, t_mid, width):
-    """A logistic rise from `start` to `end` centred on step t_mid."""
-    return start + (end - start) / (1 + np.exp(-(steps - t_mid) / width))
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(Path(__file__).with_name("tiny.toml"))
+BASE = {"data.k": 4, "train.sl_time": 1e4, "train.mrp_time": 1e5, "train.ft_time": 1e3,
+        "train.checkpoints": (1.0, 10.0, 100.0, 1e3, 1e4), "train.ft_from": (1e5,)}
+METHODS = ("sl", "mrp", "mrp_ft")
 
 
-def fabricate(out: Path, grid: dict | None = None, seeds: int = 4, diverged=(),
-              methods=("sl", "mrp", "mrp_ft"), rng_seed: int = 0, overrides: dict | None = None) -> Path:
+def _rise(t, start, end, log_mid, width=0.4):
+    """A logistic rise in log10 GD time from `start` (t = 0) to `end`, centred on 10**log_mid."""
+    lt = np.log10(np.maximum(t, 1e-30))
+    return start + (end - start) / (1 + np.exp(-(lt - log_mid) / width))
+
+
+def _seed_run(rng, pcfg, method, times, lam0):
+    """(Lambda over times (T, k, L), accuracies over times) of one fabricated run."""
+    k, L = pcfg.data.k, pcfg.data.L
+    t = times[:, None, None]
+    if method == "sl":  # one feature per class (the initial leader 85% of the time), fits at ~1e2
+        win = lam0.argmax(axis=1)
+        win = np.where(rng.random(k) < 0.15, (win + 1) % L, win)
+        end = np.where(np.arange(L)[None, :] == win[:, None], rng.uniform(3, 6, (k, 1)), lam0 * 1.2)
+        lam = _rise(t, lam0, end, rng.uniform(1.0, 2.0, (k, L)))
+        acc = (_rise(times, 0.25, 1.0, 1.0), _rise(times, 0.25, 0.97, 1.5), _rise(times, 0.25, 0.5, 1.5))
+    elif method == "mrp":  # every feature, around GD time 1e3
+        lam = _rise(t, lam0, rng.uniform(1.2, 2.5, (k, L)), rng.uniform(2.5, 3.5, (k, L)))
+        acc = (np.full(times.shape, np.nan),) * 3
+    else:  # fine-tuning keeps them
+        lam = lam0 * _rise(t, 1.0, 1.3, 1.0)
+        acc = (_rise(times, 0.9, 1.0, 1.0), _rise(times, 0.9, 0.99, 1.0), _rise(times, 0.7, 0.9, 1.0))
+    return lam, acc
+
+
+def fabricate(out: Path, grid: dict | None = None, seeds: int = 4, diverged=(), methods=METHODS,
+              rng_seed: int = 0, overrides: dict | None = None) -> Path:
     """A small results directory with plausible random values, laid out like mvsim.sweep's.
 
-    SL captures one feature per class (the initial leader 85% of the time), MRP all of them,
-    fine-tuning keeps them; `diverged` lists (grid_point, seed, method) rows marked diverged
-    (their values are set absurdly so that including them would show in any mean).
+    `diverged` lists (grid_point, seed, method) runs marked diverged from their last checkpoint
+    on, with absurd values there so that including them would show in any mean.
     """
     grid = grid or {}
     cfg = C.with_values(C.Config(), {**BASE, **(overrides or {})})
@@ -44,64 +67,56 @@ def fabricate(out: Path, grid: dict | None = None, seeds: int = 4, diverged=(),
         point = dict(zip(keys, combo))
         pcfg = C.with_values(cfg, point)
         k, L, thr = pcfg.data.k, pcfg.data.L, pcfg.metrics.capture_frac * pcfg.net.varrho
-        tr = pcfg.train
         summaries, features = [], []
         for seed in range(seeds):
-            lam = {}
-            init = np.abs(rng.normal(0.02, 0.008, (k, L)))
-            init[0, -1] = -0.004  # a non-positive Lambda: the log-scale plot must cope
-            steps = log_steps(tr.sl_steps, tr.log_every)[:, None, None]
-            win = init.argmax(axis=1)
-            flip = rng.random(k) < 0.15
-            win = np.where(flip, (win + 1) % L, win)
-            end = np.where(np.arange(L)[None, :] == win[:, None], rng.uniform(3, 6, (k, 1)), init * 1.2)
-            lam["sl"] = _curve(steps, init, end, rng.uniform(20, 40, (k, L)), 4.0)
-            steps = log_steps(tr.mrp_steps, tr.log_every)[:, None, None]
-            init_m = np.abs(rng.normal(0.03, 0.01, (k, L)))
-            mid = rng.uniform(10, 30, (k, L))
-            lam["mrp"] = _curve(steps, init_m, rng.uniform(0.8, 2.0, (k, L)), mid, 3.0)
-            steps = log_steps(tr.ft_steps, tr.log_every)[:, None, None]
-            lam["mrp_ft"] = _curve(steps, lam["mrp"][-1], lam["mrp"][-1] * 1.3, 10.0, 3.0)
-            acc = {"sl": (1.0, rng.uniform(0.93, 1.0), rng.uniform(0.35, 0.65)),
-                   "mrp": (np.nan, np.nan, np.nan),
-                   "mrp_ft": (rng.uniform(0.97, 1.0), rng.uniform(0.95, 1.0), rng.uniform(0.8, 0.95))}
+            lam0 = {"sl": np.abs(rng.normal(0.02, 0.008, (k, L))), "mrp": np.abs(rng.normal(0.03, 0.01, (k, L)))}
+            lam0["sl"][0, -1] = -0.004  # a non-positive Lambda: the log-scale plot must cope
+            runs = {}
             for method in methods:
-                traj = lam[method]
-                cap = traj[-1] >= thr
-                tr_acc, multi, single = acc[method]
-                row = {
+                times = tables.times_of(method, pcfg)
+                start = runs["mrp"][0][-1] if method == "mrp_ft" and "mrp" in runs else lam0.get(method, lam0["mrp"])
+                runs[method] = _seed_run(rng, pcfg, method, times, start)
+                lam, (tr_acc, multi, single) = runs[method]
+                cap = lam >= thr
+                T = len(times)
+                s = pd.DataFrame({
                     "seed": seed, "method": method, "grid_point": gp, **point,
-                    "features_total": float(k * L), "features_captured": float(cap.sum()),
-                    "classes_all_captured": float((cap.sum(1) == L).sum()),
-                    "classes_one_captured": float((cap.sum(1) == 1).sum()),
-                    "lottery_agreement": float((traj[-1].argmax(1) == traj[0].argmax(1)).mean())
-                    if method == "sl" else np.nan,
+                    "ft_from": pcfg.train.ft_from[-1] if method == "mrp_ft" else np.nan,
+                    "features_total": float(k * L), "features_captured": cap.sum((1, 2)).astype(float),
+                    "features_reached": cap.sum((1, 2)).astype(float),
+                    "classes_all_captured": (cap.sum(2) == L).sum(1).astype(float),
+                    "classes_one_captured": (cap.sum(2) == 1).sum(1).astype(float),
+                    "lottery_agreement": ((lam.argmax(2) == lam[:1].argmax(2)).mean(1) if method == "sl"
+                                          else np.nan),
                     "acc_train": tr_acc, "acc_multi": multi, "acc_single": single,
                     "acc_test": (1 - pcfg.data.mu) * multi + pcfg.data.mu * single,
-                    "mem_single": 1.0 if method == "sl" else np.nan,
-                    "final_loss": rng.uniform(0.01, 0.1), "diverged": False,
-                }
+                    "mem_single": 1.0 if method == "sl" else np.nan, "purity_min": 0.9, "cross_max": 0.1,
+                    "final_loss": rng.uniform(0.01, 0.1, T), "diverged": False,
+                    "gd_time": times, "step": np.arange(T) * 7, "checkpoint": times, "reached": True,
+                    "is_last": np.arange(T) == T - 1,
+                })
                 if (gp, seed, method) in diverged:
-                    row.update(diverged=True, features_captured=0.0, acc_multi=-100.0, acc_single=-100.0,
-                               lottery_agreement=-100.0, final_loss=np.nan)
-                summaries.append(row)
-                T = traj.shape[0]
-                idx = np.indices(traj.shape).reshape(3, -1)
-                stepv = log_steps({"sl": tr.sl_steps, "mrp": tr.mrp_steps, "mrp_ft": tr.ft_steps}[method],
-                                  tr.log_every)
+                    s.loc[T - 1, ["diverged", "features_captured", "acc_multi", "acc_single",
+                                  "lottery_agreement", "final_loss"]] = [True, -100.0, -100.0, -100.0, -100.0,
+                                                                         np.nan]
+                summaries.append(s)
+                idx = np.indices(lam.shape).reshape(3, -1)
                 features.append(pd.DataFrame({
                     "seed": seed, "method": method, "grid_point": gp, **point,
-                    "step": stepv[idx[0]], "cls": idx[1], "feature": idx[2],
-                    "lam": traj.reshape(-1).astype(np.float32),
-                    "lam_init": np.broadcast_to(traj[:1], traj.shape).reshape(-1).astype(np.float32),
+                    "ft_from": s["ft_from"].iloc[0], "checkpoint": times[idx[0]], "gd_time": times[idx[0]],
+                    "step": idx[0] * 7, "cls": idx[1], "feature": idx[2],
+                    "lam": lam.reshape(-1).astype(np.float32),
+                    "lam_init": np.broadcast_to(lam[:1], lam.shape).reshape(-1).astype(np.float32),
+                    "purity": 0.9, "cross": 0.1, "mix": 0.0,
                 }))
-                assert T == len(stepv)
         name = store.chunk_name(gp, list(range(seeds)))
-        store.write_chunk(out, name, pd.DataFrame(summaries), pd.concat(features, ignore_index=True))
+        store.write_chunk(out, name, pd.concat(summaries, ignore_index=True),
+                          pd.concat(features, ignore_index=True))
     return out
 
 
-FAST_DPI = 60  # figures are laid out in inches; a low resolution keeps the tests quick
+FAST_DPI = 50  # figures are laid out in inches; a low resolution keeps the tests quick
+BASIC = ["time.png", "trajectories.png", "features_captured.png", "lottery.png", "accuracy.png"]
 
 
 def _check_pngs(paths, expected, dpi=FAST_DPI):
@@ -114,7 +129,13 @@ def _check_pngs(paths, expected, dpi=FAST_DPI):
         assert img.ndim == 3 and img.shape[0] > 1.5 * dpi and img.shape[1] > 2.5 * dpi, (p.name, img.shape)
 
 
-BASIC = ["trajectories.png", "features_captured.png", "lottery.png", "accuracy.png"]
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """One real tiny sweep over a 2-point grid (data.mu), shared by the tests that need one."""
+    out = tmp_path_factory.mktemp("plots") / "real"
+    assert sweep.main(["--config", TINY, "--seeds", "2", "--chunk", "2", "--out", str(out), "--quiet", "--no-plots",
+                       "--grid", "data.mu=0.03,0.1"]) == 0
+    return out
 
 
 # ---------------------------------------------------------------- statistics
@@ -131,6 +152,10 @@ def test_mean_ci_matches_t_interval():
     assert plots.mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
     m, lo, hi = plots.mean_ci([1.0, 1.0, 0.9], bounds=(0.0, 1.0))  # shares stay within [0, 1]
     assert lo < m < hi == 1.0 and plots.mean_ci([1.0, 1.0, 0.9])[2] > 1.0
+    for df, q in [(1, 12.706204736174698), (2, 4.302652729749464), (9, 2.2621571628540993),
+                  (30, 2.0422724563012373)]:
+        assert plots.mean_ci(np.arange(df + 1.0))[2] - df / 2 == pytest.approx(
+            q * np.std(np.arange(df + 1.0), ddof=1) / math.sqrt(df + 1), rel=1e-9)
 
 
 def test_aggregate_excludes_diverged_rows():
@@ -144,6 +169,7 @@ def test_aggregate_excludes_diverged_rows():
     assert agg.loc["mrp_ft", "mean"] == pytest.approx(0.85)
     assert agg.loc["sl", "n"] == 3 and agg.loc["sl", "n_diverged"] == 1
     assert agg.loc["sl", "lo"] < 0.5 < agg.loc["sl", "hi"]
+    assert plots.diverged_mask(df.drop(columns="diverged")).sum() == 0
 
 
 def test_wilson_interval_stays_in_unit_range():
@@ -155,23 +181,96 @@ def test_wilson_interval_stays_in_unit_range():
             assert 0.0 <= lo <= p <= hi <= 1.0
 
 
+def test_geometric_mean_of_reached_times():
+    assert plots.geo_mean([1e2, 1e4, np.inf, np.nan]) == (pytest.approx(1e3), 2)
+    g, n = plots.geo_mean([np.inf, np.nan])
+    assert math.isnan(g) and n == 0
+    w = pd.DataFrame({"grid_point": 0, "seed": [0, 1, 2], "t_fit": [1e2, 1e4, np.inf],
+                      "t_erode": [np.inf, np.inf, np.nan], "t_cap": [10.0, 1000.0, 100.0]})
+    marks = window_marks(w)
+    assert marks["t_fit"] == (pytest.approx(1e3), 2, 3)
+    assert marks["t_erode"][1:] == (0, 2)  # NaN: SL never fitted, so seed 2 has no window
+    assert marks["t_cap"] == (pytest.approx(100.0), 3, 3)
+    assert window_marks(None) == {} and "t_cap" not in window_marks(w.assign(t_cap=np.nan))  # no MRP run
+
+
+def test_curve_is_mean_and_ci_per_checkpoint():
+    df = pd.DataFrame({"checkpoint": [1.0, 1.0, 1.0, 10.0, 10.0], "x": [0.2, 0.4, np.nan, 1.0, 1.0]})
+    c = curve(df, "x").set_index("t")
+    assert c.loc[1.0, "mean"] == pytest.approx(0.3) and c.loc[1.0, "n"] == 2
+    assert c.loc[1.0, "lo"] == pytest.approx(plots.mean_ci([0.2, 0.4], bounds=(0, 1))[1])
+    assert c.loc[10.0, "mean"] == 1.0 and c.loc[10.0, "hi"] == 1.0
+
+
+# ---------------------------------------------------------------- data selection
+
+
+def test_end_figures_use_each_methods_horizon(tmp_path):
+    out = fabricate(tmp_path / "r", seeds=3)
+    res = plots.load_results(out)
+    assert len(res.summary) > len(res.last) == 3 * len(METHODS)
+    assert res.last.groupby(["seed", "method"]).size().eq(1).all()
+    assert res.last["is_last"].all()
+    pd.testing.assert_frame_equal(res.last, tables.last(res.summary))
+    h = res.last.set_index("method")["checkpoint"].groupby(level=0).max()
+    assert h["sl"] == 1e4 and h["mrp"] == 1e5 and h["mrp_ft"] == 1e3
+    sl = res.last[res.last["method"] == "sl"]
+    assert (sl["share_one"] == 1.0).all() and (sl["share_features"] == 0.5).all()  # one feature per class
+    assert (res.last.loc[res.last["method"] == "mrp", "share_features"] == 1.0).all()
+
+
+def test_time_rows_drop_diverged_runs_and_unreached_checkpoints(tmp_path):
+    out = fabricate(tmp_path / "r", seeds=4, diverged={(0, 2, "sl")})
+    res = plots.load_results(out)
+    s = res.summary
+    s.loc[(s["seed"] == 1) & (s["method"] == "mrp") & (s["checkpoint"] == 1e3), "reached"] = False
+    rows, bad, unreached = time_rows(res, 0)
+    assert bad.to_dict() == {"sl": 1} and unreached == 1
+    sl = rows[rows["method"] == "sl"]
+    assert 2 not in set(sl["seed"]) and set(sl["seed"]) == {0, 1, 3}  # every checkpoint of the run goes
+    assert (rows["checkpoint"] > 0).all() and rows["reached"].all()
+    assert not ((rows["seed"] == 1) & (rows["method"] == "mrp") & (rows["checkpoint"] == 1e3)).any()
+    c = curve(sl, "acc_single")
+    assert (c["mean"].between(0, 1)).all()  # the absurd diverged values stay out
+    kept, _ = good_runs(s[s["method"] == "mrp"])
+    assert len(kept) == (s["method"] == "mrp").sum()
+
+
+def test_windows_of_the_time_figure(tmp_path):
+    pytest.importorskip("mvsim.claims")
+    out = fabricate(tmp_path / "r", seeds=3)
+    res = plots.load_results(out)
+    w = windows_at(res, 0)
+    assert w is not None and len(w) == 3
+    marks = window_marks(w)
+    assert marks["t_fit"] == (pytest.approx(1e3), 3, 3)  # SL fits (acc_train >= 0.99) at 1e3
+    assert marks["t_cap"][1] == 3 and 1e2 <= marks["t_cap"][0] <= 1e5  # MRP captures every feature
+
+
 def test_lottery_table_and_shares_skip_diverged(tmp_path):
     out = fabricate(tmp_path / "r", seeds=5, diverged={(0, 2, "sl"), (0, 3, "mrp_ft")})
     res = plots.load_results(out)
     t = plots.lottery_table(res)
     assert set(t["seed"]) == {0, 1, 3, 4}  # seed 2's SL run diverged
-    sl = res.summary[(res.summary["method"] == "sl") & ~res.summary["diverged"]]
+    sl = res.last[(res.last["method"] == "sl") & ~res.last["diverged"]]
     assert t.groupby("seed")["agree"].mean().to_numpy() == pytest.approx(sl["lottery_agreement"].to_numpy())
     assert (t["final_gap"] >= 0).all() and ((t["init_gap"] > 0) == t["agree"]).all()
-    agg = plots.aggregate(res.summary, "share_features").set_index("method")
+    agg = plots.aggregate(res.last, "share_features").set_index("method")
     assert agg.loc["sl", "mean"] == pytest.approx(0.5) and agg.loc["sl", "n_diverged"] == 1
-    assert agg.loc["mrp_ft", "mean"] == pytest.approx(1.0)
+    assert agg.loc["mrp_ft", "mean"] == pytest.approx(1.0) and agg.loc["mrp_ft", "n_diverged"] == 1
+
+
+def test_reference_point_is_the_base_config(tmp_path):
+    out = fabricate(tmp_path / "r", grid={"data.mu": [0.01, 0.03]}, seeds=1)  # base mu is 0.03
+    res = plots.load_results(out)
+    assert res.ref == 1 and res.point_label(1) == "data.mu = 0.03"
+    assert "reference grid point: data.mu = 0.03" in res.where(1) and res.where(1).startswith("\n")
 
 
 # ---------------------------------------------------------------- figures
 
 
-def test_make_all_without_grid(tmp_path):
+def test_make_all_one_point(tmp_path):
     out = fabricate(tmp_path / "r", diverged={(0, 1, "sl")})
     paths = plots.make_all(out, pdf=True)  # the default resolution, as in the README
     pngs = [p for p in paths if p.suffix == ".png"]
@@ -180,28 +279,25 @@ def test_make_all_without_grid(tmp_path):
     assert all(p.parent == out / "figures" for p in paths)
 
 
-def test_make_all_one_key_grid(tmp_path):
-    out = fabricate(tmp_path / "r", grid={"data.mu": [0.01, 0.03, 0.3]}, seeds=3,
-                    diverged={(1, 0, "mrp_ft")})
-    _check_pngs(plots.make_all(out, dpi=FAST_DPI), BASIC + ["grid_data.mu.png"])
-
-
 def test_make_all_two_and_three_key_grids(tmp_path):
     out = fabricate(tmp_path / "two", grid={"data.mu": [0.03, 0.2], "mrp.mask_keep": [0.3, 0.5, 0.7]},
-                    seeds=2)
+                    seeds=2, diverged={(1, 0, "mrp_ft")})
     _check_pngs(plots.make_all(out, dpi=FAST_DPI), BASIC + ["grid_data.mu_mrp.mask_keep.png"])
-    base_m = C.Config().net.m  # the base config is grid point 2: (0.03, base_m, "data2vec")
-    three = {"data.mu": [0.03, 0.2], "net.m": [3, base_m], "mrp.target": ["data2vec", "mae"]}
-    out = fabricate(tmp_path / "three", grid=three, seeds=2)
+    base_m = C.Config().net.m  # the base config is grid point 2: (0.03, base_m, "full")
+    three = {"data.mu": [0.03, 0.2], "net.m": [3, base_m], "ft.mode": ["full", "head"]}
+    out = fabricate(tmp_path / "three", grid=three, seeds=1)
     res = plots.load_results(out)
-    assert res.ref == 2 and res.keys == ["data.mu", "net.m", "mrp.target"]
+    assert res.ref == 2 and res.keys == ["data.mu", "net.m", "ft.mode"]
     assert [name for name, _ in plots.figures(res)][-1] == "grid_data.mu_net.m"
+    tabs = plots.grid_tables(res, "data.mu", "net.m")
+    assert tabs["mrp_features"].shape == (2, 2) and (tabs["mrp_features"] == 1.0).all().all()
 
 
-def test_reference_point_is_the_base_config(tmp_path):
-    out = fabricate(tmp_path / "r", grid={"data.mu": [0.01, 0.03]}, seeds=1)  # base mu is 0.03
-    res = plots.load_results(out)
-    assert res.ref == 1 and res.point_label(1) == "data.mu = 0.03"
+def test_real_sweep_two_point_grid(real):
+    res = plots.load_results(real)
+    assert res.keys == ["data.mu"] and res.ref == 0
+    assert len(res.last) == 2 * 2 * 3  # grid points x seeds x methods
+    _check_pngs(plots.make_all(real, dpi=FAST_DPI), BASIC + ["grid_data.mu.png"])
 
 
 # ---------------------------------------------------------------- CLI
@@ -210,19 +306,23 @@ def test_reference_point_is_the_base_config(tmp_path):
 def test_cli_missing_dir_fails_with_one_line(tmp_path):
     missing = tmp_path / "nope"
     proc = subprocess.run([sys.executable, "-m", "mvsim.plots", str(missing)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=ROOT)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "does not exist" in lines[0] and str(missing) in lines[0]
 
 
-def test_cli_empty_dir_and_help(tmp_path, capsys):
+def test_cli_empty_old_dir_and_help(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert plots.main([str(tmp_path / "empty")]) != 0
     (tmp_path / "empty" / "config.toml").write_text(C.to_toml(C.Config()))
     assert plots.main([str(tmp_path / "empty")]) != 0
+    old = fabricate(tmp_path / "old", seeds=1)
+    for f in (old / "summary").glob("*.parquet"):  # a results directory of the step-based schema
+        store.write_atomic(pd.read_parquet(f).drop(columns=["checkpoint", "is_last"]), f)
+    assert plots.main([str(old)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "no config.toml" in err[0] and "no results" in err[1]
+    assert len(err) == 3 and "no config.toml" in err[0] and "no results" in err[1] and "older" in err[2]
     with pytest.raises(SystemExit) as e:
         plots.main(["--help"])
     assert e.value.code == 0 and "--pdf" in capsys.readouterr().out

@@ -1,0 +1,122 @@
+"""Statistics for the figures: Student-t and Wilson intervals, per-group means, geometric means.
+
+Everything here is plain numpy/pandas (no scipy, no matplotlib) and is re-exported by
+`mvsim.plots`, which other modules import it from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def _t_cdf(x: float, df: int) -> float:
+    """CDF of Student's t with integer df (closed-form series in theta = atan(x / sqrt(df)))."""
+    th = math.atan(abs(x) / math.sqrt(df))
+    c2 = math.cos(th) ** 2
+    if df % 2:
+        term, total = 1.0, 1.0 if df > 1 else 0.0
+        for j in range(1, (df - 1) // 2):
+            term *= c2 * (2 * j) / (2 * j + 1)
+            total += term
+        a = 2 / math.pi * (th + (math.sin(th) * math.cos(th) * total if df > 1 else 0.0))
+    else:
+        term, total = 1.0, 1.0
+        for j in range(1, df // 2):
+            term *= c2 * (2 * j - 1) / (2 * j)
+            total += term
+        a = math.sin(th) * total
+    return 0.5 + math.copysign(a, x) / 2
+
+
+def _t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t (integer df): Cornish-Fisher start, then Newton on the exact CDF.
+
+    Written out so that plotting does not import scipy (a second of start-up)."""
+    from statistics import NormalDist
+    if df == 1:
+        return math.tan(math.pi * (p - 0.5))
+    if df == 2:
+        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    z = NormalDist().inv_cdf(p)
+    x = (z + (z**3 + z) / 4 / df + (5 * z**5 + 16 * z**3 + 3 * z) / 96 / df**2
+         + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384 / df**3)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    for _ in range(4):
+        pdf = math.exp(log_c - (df + 1) / 2 * math.log1p(x * x / df))
+        x -= (_t_cdf(x, df) - p) / pdf
+    return x
+
+
+def mean_ci(values, level: float = 0.95, bounds=None) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval (mean, lo, hi) of the finite values.
+
+    NaN and inf are dropped. No values: all NaN; one value: (value, NaN, NaN).
+    `bounds=(a, b)` clips the interval to the range the quantity can take (shares: (0, 1)).
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    n = x.size
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    m = float(x.mean())
+    if n == 1:
+        return (m, math.nan, math.nan)
+    half = _t_quantile(0.5 + level / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    lo, hi = m - half, m + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return (m, lo, hi)
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float, float]:
+    """Share and Wilson score interval of a binomial count (stays inside [0, 1])."""
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    from statistics import NormalDist
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
+
+
+def geo_mean(values) -> tuple[float, int]:
+    """Geometric mean of the finite positive values and how many there were ((NaN, 0) if none).
+
+    Used for times (t_fit, t_erode, t_cap), where np.inf means "not reached" and is left out."""
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x) & (x > 0)]
+    if not x.size:
+        return (math.nan, 0)
+    return (float(np.exp(np.log(x).mean())), int(x.size))
+
+
+def diverged_mask(df: pd.DataFrame) -> pd.Series:
+    """True for rows whose run diverged (a missing column or value counts as not diverged)."""
+    if "diverged" not in df:
+        return pd.Series(False, index=df.index)
+    return df["diverged"].astype("boolean").fillna(False).astype(bool)
+
+
+def aggregate(df: pd.DataFrame, metric: str, by=("method",), level: float = 0.95,
+              bounds=None) -> pd.DataFrame:
+    """Mean and CI of `metric` per group, diverged rows excluded (`bounds` as in `mean_ci`).
+
+    Columns: the `by` columns, mean, lo, hi, n (finite values used), n_diverged (rows left out).
+    """
+    by = list(by)
+    cols = by + ["mean", "lo", "hi", "n", "n_diverged"]
+    if metric not in df or not len(df):
+        return pd.DataFrame(columns=cols)
+    div = diverged_mask(df)
+    rows = []
+    for key, g in df.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        ok = g[~div.loc[g.index]]
+        vals = pd.to_numeric(ok[metric], errors="coerce").to_numpy(float)
+        m, lo, hi = mean_ci(vals, level, bounds)
+        rows.append((*key, m, lo, hi, int(np.isfinite(vals).sum()), int(div.loc[g.index].sum())))
+    return pd.DataFrame(rows, columns=cols)
