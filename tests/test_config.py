@@ -37,8 +37,11 @@ def test_defaults_validate():
     ("data.s", "3", 3.0),        # an integer string for a float field becomes a float
     ("data.k", "3", 3),
     ("net.sigma_0", "1e-3", 1e-3),
-    ("train.sl_steps", "0", 0),
-    ("mrp.target", "mae", "mae"),
+    ("train.max_steps", "7", 7),
+    ("train.sl_time", "1e4", 1e4),
+    ("train.checkpoints", "[1, 1e3]", (1.0, 1e3)),   # lists become tuples of floats
+    ("train.ft_from", "1e8", (1e8,)),                # one number is a list of one
+    ("ft.mode", "head", "head"),
     ("mrp.decoder_init", "-0.5", -0.5),
 ])
 def test_string_overrides_coerce(key, text, expected):
@@ -103,7 +106,12 @@ def test_unknown_section():
     ("net.sigma_0", -1e-3, ["net.sigma_0", "-0.001", "a number > 0.0"]),
     ("data.k", 1, ["data.k", "1", "an integer >= 2"]),
     ("data.n_train", 0, ["data.n_train", "0", "an integer >= 1"]),
-    ("train.log_every", 0, ["train.log_every", "0", ">= 1"]),
+    ("train.max_steps", 0, ["train.max_steps", "0", ">= 1"]),
+    ("train.checkpoints", [10.0, 1.0], ["train.checkpoints", "increasing"]),
+    ("train.checkpoints", [], ["train.checkpoints", "a list of numbers"]),
+    ("train.checkpoints", [0.0, 1.0], ["train.checkpoints", "> 0.0"]),
+    ("train.delta", 1.5, ["train.delta", "1.5", "(0.0, 1.0]"]),
+    ("mrp.masks", "some", ["mrp.masks", "one of 'expected', 'fresh'"]),
     # bad choice
     ("mrp.target", "x", ["mrp.target", "'x'", "one of 'data2vec', 'mae'"]),
     ("mrp.teacher", "EMA", ["mrp.teacher", "'EMA'", "one of 'stopgrad', 'ema'"]),
@@ -123,8 +131,13 @@ def test_bad_values(key, value, needles):
     ({"data.k": 4, "data.s": 4.5}, ["data.s", "4.5", "4"]),
     ({"data.z_own_lo": 2.0, "data.z_own_hi": 1.5}, ["data.z_own_lo", "2.0", "1.5"]),
     ({"data.z_other_lo": 0.5, "data.z_other_hi": 0.4}, ["data.z_other_lo", "0.5", "0.4"]),
-    ({"train.sl_steps": 5, "train.mrp_steps": 5, "train.ft_steps": 5, "train.log_every": 6},
-     ["train.log_every", "6"]),
+    ({"train.mrp_time": 1e5, "train.ft_from": [1e6]}, ["train.ft_from", "1000000.0", "mrp_time"]),
+    # per-kernel clocks are a change of time only where the MRP loss separates over kernels
+    ({"mrp.target": "mae"}, ["mrp.step", "per_kernel", "separate over kernels"]),
+    ({"mrp.teacher": "ema"}, ["mrp.step", "per_kernel", "stopgrad"]),
+    ({"mrp.decoder": "full"}, ["mrp.step", "per_kernel", "diag"]),
+    ({"mrp.decoder_lr": 0.1}, ["mrp.step", "per_kernel", "decoder_lr"]),
+    ({"mrp.masks": "fresh"}, ["mrp.step", "per_kernel", "fresh"]),
 ])
 def test_cross_field(values, needles):
     raises_one_line(lambda: with_values(Config(), values), *needles)
@@ -151,7 +164,8 @@ GRID = {"data.mu": [0.0, 0.05, 0.1], "mrp.target": ["data2vec", "mae"], "net.m":
 def test_toml_round_trip_with_grid(tmp_path):
     cfg = with_values(Config(), {
         "data.mu": 0.125, "data.k": 6, "data.d": 64, "net.sigma_0": 1e-5, "mrp.target": "mae",
-        "mrp.decoder_init": -0.3, "train.sl_lr": 0.1 + 0.2, "run.seed": 17,
+        "mrp.step": "adaptive", "mrp.decoder_init": -0.3, "train.lr": 0.1 + 0.2, "run.seed": 17,
+        "train.checkpoints": [0.5, 1e3 / 3], "train.sl_time": 1e4,
     })
     path = tmp_path / "c.toml"
     path.write_text(C.to_toml(cfg, GRID))
@@ -228,7 +242,7 @@ def test_string_values_in_file_coerce(tmp_path):
 
 def float_values(cfg):
     return [getattr(getattr(cfg, s), f.name) for s, cls in C.SECTIONS.items() for f in fields(cls)
-            if isinstance(f.default, float)]
+            if isinstance(f.default, float) and not f.metadata["static"]]  # horizons fix shapes
 
 
 def test_floats_are_leaves_and_the_rest_is_static():
@@ -244,7 +258,9 @@ def test_floats_are_leaves_and_the_rest_is_static():
     assert new.data.k == cfg.data.k and new.mrp.target == cfg.mrp.target and new.data.mu == 0.5
     # a different int or string gives a different treedef
     assert jax.tree_util.tree_structure(with_values(cfg, {"data.k": 3})) != treedef
-    assert jax.tree_util.tree_structure(with_values(cfg, {"mrp.target": "mae"})) != treedef
+    assert jax.tree_util.tree_structure(with_values(cfg, {"ft.mode": "head"})) != treedef
+    # GD-time horizons are static floats: they fix the number of checkpoints
+    assert jax.tree_util.tree_structure(with_values(cfg, {"train.sl_time": 1e4})) != treedef
     assert jax.tree_util.tree_structure(with_values(cfg, {"data.mu": 0.5})) == treedef
 
 
@@ -259,14 +275,14 @@ def test_jit_does_not_recompile_for_floats():
     base = Config()
     assert float(f(base)) == pytest.approx(base.data.mu * base.data.k + base.net.varrho, rel=1e-6)
     assert len(traces) == 1
-    changed = with_values(base, {"data.mu": 0.2, "net.varrho": 0.3, "train.sl_lr": 1.0,
+    changed = with_values(base, {"data.mu": 0.2, "net.varrho": 0.3, "train.lr": 1.0,
                                  "mrp.mask_keep": 0.9, "metrics.capture_frac": 0.5})
     assert float(f(changed)) == pytest.approx(0.2 * 10 + 0.3, rel=1e-6)
     assert len(traces) == 1
     # ints and strings are static: changing one compiles anew
     assert float(f(with_values(base, {"data.k": 3}))) == pytest.approx(base.data.mu * 3 + base.net.varrho, rel=1e-6)
     assert len(traces) == 2
-    f(with_values(base, {"mrp.target": "mae"}))
+    f(with_values(base, {"mrp.target": "mae", "mrp.step": "adaptive"}))
     assert len(traces) == 3
     f(with_values(base, {"data.mu": 0.7}))  # back to the first structure: cached
     assert len(traces) == 3

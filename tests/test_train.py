@@ -1,113 +1,14 @@
-"""Training loops: logging schedule, scan vs Python loop, normalised steps, SL descent, and
-the subnormal pitfall of the default config (XLA:CPU flushes float32 subnormals to zero)."""
+"""Training loops on the GD clock: SL by plain GD equals a Python loop, adaptive SL lowers the
+loss and lands on its checkpoints, MRP/FT record their clocks, and the subnormal pitfall of the
+default config (XLA:CPU flushes float32 subnormals to zero)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mvsim import data, experiment, metrics, nets, train
+from mvsim import data, experiment, flow, metrics, nets, train
 from mvsim.config import Config, with_values
-
-
-# ---------------------------------------------------------------- logging schedule
-
-
-@pytest.mark.parametrize("n_steps, log_every, expected", [
-    (10, 5, [0, 5, 10]),
-    (10, 3, [0, 3, 6, 9, 10]),     # remainder: the last step is logged too
-    (9, 3, [0, 3, 6, 9]),
-    (7, 1, list(range(8))),
-    (3, 5, [0, 3]),
-    (0, 1, [0]),
-])
-def test_log_steps(n_steps, log_every, expected):
-    np.testing.assert_array_equal(train.log_steps(n_steps, log_every), expected)
-
-
-def toy_step(s, t):
-    # depends on the state and on the step index, so a wrong t or a missed step shows
-    return s * 0.9 + jnp.sin(t.astype(jnp.float32) + s[::-1])
-
-
-def toy_log(s):
-    return jnp.stack([s.sum(), (s ** 2).sum()])
-
-
-@pytest.mark.parametrize("n_steps, log_every", [(10, 5), (10, 3), (9, 3), (7, 1), (3, 5), (0, 1)])
-def test_scan_logged_equals_python_loop(n_steps, log_every):
-    s0 = jnp.asarray([0.3, -1.0, 2.0])
-    run = jax.jit(lambda s: train.scan_logged(toy_step, s, n_steps, log_every, toy_log))
-    state, logs = run(s0)
-    steps = train.log_steps(n_steps, log_every)
-    assert logs.shape == (len(steps), 2)
-    s, expected = s0, []
-    for t in range(n_steps + 1):
-        if t in steps:
-            expected.append(np.asarray(toy_log(s)))
-        if t < n_steps:
-            s = toy_step(s, jnp.int32(t))
-    np.testing.assert_allclose(np.asarray(state), np.asarray(s), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(logs), np.stack(expected), rtol=1e-5, atol=1e-6)
-
-
-# ---------------------------------------------------------------- normalised step
-
-
-step_j = jax.jit(train.normalized_step)
-
-
-def test_normalized_step_moves_each_row_by_lr():
-    rng = np.random.default_rng(0)
-    W = jnp.asarray(0.1 * rng.standard_normal((6, 8)), jnp.float32)
-    # gradients of very different sizes: the step must not depend on the size
-    g = jnp.asarray(rng.standard_normal((6, 8)) * np.array([1e3, 1.0, 1e-3, 1e-6, 1e-9, 1e-12])[:, None],
-                    jnp.float32)
-    lr = 0.05
-    W2 = np.asarray(step_j(W, g, lr, 0.0), np.float64)
-    move = W2 - np.asarray(W, np.float64)
-    np.testing.assert_allclose(np.linalg.norm(move, axis=1), lr, rtol=1e-5)
-    gn = np.asarray(g, np.float64)
-    unit = -gn / np.linalg.norm(gn, axis=1, keepdims=True)
-    np.testing.assert_allclose(move / lr, unit, atol=1e-5)
-
-
-def test_normalized_step_caps_the_norm():
-    rng = np.random.default_rng(1)
-    W = jnp.asarray(rng.standard_normal((5, 8)) * np.array([0.01, 0.1, 0.5, 0.98, 3.0])[:, None], jnp.float32)
-    g = jnp.asarray(rng.standard_normal((5, 8)), jnp.float32)
-    lr, cap = 0.05, 1.0
-    free = np.asarray(step_j(W, g, lr, 0.0), np.float64)
-    capped = np.asarray(step_j(W, g, lr, cap), np.float64)
-    nf = np.linalg.norm(free, axis=1)
-    over = nf > cap
-    assert over.any() and (~over).any()
-    np.testing.assert_array_equal(capped[~over], np.asarray(step_j(W, g, lr, 0.0))[~over])
-    np.testing.assert_allclose(np.linalg.norm(capped[over], axis=1), cap, rtol=1e-6)
-    # shrinking keeps the direction
-    np.testing.assert_allclose(capped[over], free[over] * (cap / nf[over])[:, None], rtol=1e-6)
-
-
-def test_zero_gradient_row_does_not_move():
-    rng = np.random.default_rng(2)
-    W = jnp.asarray(0.1 * rng.standard_normal((3, 8)), jnp.float32)
-    g = jnp.asarray(rng.standard_normal((3, 8)), jnp.float32).at[1].set(0.0)
-    for cap in (0.0, 1.0):
-        W2 = np.asarray(step_j(W, g, 0.05, cap))
-        np.testing.assert_array_equal(W2[1], np.asarray(W)[1])
-        assert np.all(W2[[0, 2]] != np.asarray(W)[[0, 2]])
-
-
-def test_normalized_step_with_tiny_gradient():
-    # Regression: ||g|| as sqrt(sum g^2) in float32 underflows for components below ~1e-19
-    # (XLA:CPU also flushes subnormals), and the row then moved ~1e6 times too far. MRP
-    # gradients scale like Lambda^(2q-1), so a sweep to small sigma_0 (~1e-4) reaches this.
-    rng = np.random.default_rng(3)
-    W = jnp.asarray(0.1 * rng.standard_normal((2, 8)), jnp.float32)
-    g = jnp.asarray(rng.standard_normal((2, 8)) * np.array([1e-22, 1.0])[:, None], jnp.float32)
-    assert np.all(np.asarray(g) != 0)
-    move = np.linalg.norm(np.asarray(step_j(W, g, 0.05, 0.0)) - np.asarray(W), axis=1)
-    np.testing.assert_allclose(move, 0.05, rtol=1e-5)
 
 
 # ---------------------------------------------------------------- SL training
@@ -118,8 +19,7 @@ def tiny_sl():
     """A hand-built multi-view set (numpy, to spare the data generator's compilation): each
     sample carries its class's L features on patches 0..L-1, plus Gaussian noise."""
     cfg = with_values(Config(), {"data.k": 3, "data.L": 2, "data.d": 24, "data.P": 6, "data.n_train": 60,
-                                 "net.m": 2, "net.sigma_0": 0.2, "net.varrho": 0.6,
-                                 "train.sl_steps": 12, "train.log_every": 5, "train.sl_lr": 3.0})
+                                 "net.m": 2, "net.sigma_0": 0.2, "net.varrho": 0.6, "train.lr": 3.0})
     k, L, d, P, n = 3, 2, 24, 6, 60
     rng = np.random.default_rng(0)
     V = np.linalg.qr(rng.standard_normal((d, k * L)))[0].T
@@ -133,22 +33,51 @@ def tiny_sl():
     return cfg, jnp.asarray(V, jnp.float32), ds, W0
 
 
-def test_train_sl_lowers_the_loss_and_logs_lambda(tiny_sl):
+def lam_log(V, L):
+    return lambda W: metrics.lam_sl(W, V, L)
+
+
+def test_train_sl_by_plain_gd_equals_a_python_loop(tiny_sl):
+    cfg, V, ds, W0 = tiny_sl
+    cfg = with_values(cfg, {"train.step": "gd"})
+    q, varrho = cfg.net.q, cfg.net.varrho
+    times = np.array([0.0, 15.0, 36.0])  # 5 and 12 steps of lr 3 (the horizon is a multiple of lr)
+    run = jax.jit(lambda W: train.train_sl(W, ds, cfg, times, lam_log(V, cfg.data.L)))
+    c, lam, t, n = run(W0)
+    np.testing.assert_array_equal(np.asarray(n), [0, 5, 12])
+    np.testing.assert_allclose(np.asarray(t), times, rtol=1e-6)
+    grad = jax.jit(jax.grad(nets.sl_loss), static_argnums=3)
+    Wl, logged = W0, [metrics.lam_sl(W0, V, cfg.data.L)]
+    for i in range(12):
+        Wl = Wl - cfg.train.lr * grad(Wl, ds.x, ds.y, q, varrho)
+        if i + 1 == 5:
+            logged.append(metrics.lam_sl(Wl, V, cfg.data.L))
+    logged.append(metrics.lam_sl(Wl, V, cfg.data.L))
+    np.testing.assert_allclose(np.asarray(c.state), np.asarray(Wl), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(lam), np.stack(logged), rtol=1e-4, atol=1e-6)
+
+
+def test_adaptive_sl_lowers_the_loss_and_lands_on_its_checkpoints(tiny_sl):
     cfg, V, ds, W0 = tiny_sl
     q, varrho = cfg.net.q, cfg.net.varrho
-    W, lam = jax.jit(train.train_sl)(W0, ds, V, cfg)
+    times = flow.log_times((1.0, 10.0, 100.0, 1e3), 1e4)
+    c, lam, t, n = jax.jit(lambda W: train.train_sl(W, ds, cfg, times, lam_log(V, cfg.data.L)))(W0)
+    np.testing.assert_allclose(np.asarray(t), times, rtol=1e-6)
+    assert np.all(np.diff(np.asarray(n)) > 0)
     loss = jax.jit(nets.sl_loss, static_argnums=3)
-    l0, l1 = float(loss(W0, ds.x, ds.y, q, varrho)), float(loss(W, ds.x, ds.y, q, varrho))
+    l0, l1 = float(loss(W0, ds.x, ds.y, q, varrho)), float(loss(c.state, ds.x, ds.y, q, varrho))
     assert l1 < 0.5 * l0, (l0, l1)
-    assert lam.shape == (len(train.log_steps(12, 5)), cfg.data.k, cfg.data.L)
-    np.testing.assert_allclose(np.asarray(lam[0]), np.asarray(metrics.lam_sl(W0, V, cfg.data.L)), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(lam[-1]), np.asarray(metrics.lam_sl(W, V, cfg.data.L)), rtol=1e-5)
-    # the same as plain GD in a Python loop
-    grad = jax.jit(jax.grad(nets.sl_loss), static_argnums=3)
-    Wl = W0
-    for _ in range(cfg.train.sl_steps):
-        Wl = Wl - cfg.train.sl_lr * grad(Wl, ds.x, ds.y, q, varrho)
-    np.testing.assert_allclose(np.asarray(W), np.asarray(Wl), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(lam[-1]), np.asarray(metrics.lam_sl(c.state, V, cfg.data.L)), rtol=1e-5)
+    # far fewer steps than plain GD at lr 3 would need for GD time 1e4 (3,333)
+    assert int(n[-1]) < 1000
+
+
+def test_a_run_that_cannot_reach_its_horizon_says_how_far_it_got(tiny_sl):
+    cfg, V, ds, W0 = tiny_sl
+    cfg = with_values(cfg, {"train.step": "gd", "train.max_steps": 4})
+    c, lam, t, n = train.train_sl(W0, ds, cfg, np.array([0.0, 3.0, 300.0]), lam_log(V, cfg.data.L))
+    np.testing.assert_array_equal(np.asarray(n), [0, 1, 4])
+    np.testing.assert_allclose(np.asarray(t), [0.0, 3.0, 12.0])  # 4 steps of lr 3, not 300
 
 
 # ---------------------------------------------------------------- the subnormal pitfall, default config
@@ -186,7 +115,7 @@ def test_default_init_correlations_are_not_zero(default_case):
 def test_default_first_step_gradients_reach_every_feature(default_case):
     cfg, D = default_case
     q, varrho, kL = cfg.net.q, cfg.net.varrho, cfg.data.k * cfg.data.L
-    k_sl, k_mrp, k_mask = jax.random.split(jax.random.PRNGKey(1), 3)
+    k_sl, k_mrp = jax.random.split(jax.random.PRNGKey(1))
 
     W_sl = train.init_sl(k_sl, cfg)
     g_sl = jax.jit(jax.grad(nets.sl_loss), static_argnums=3)(W_sl, D.train.x, D.train.y, q, varrho)
@@ -194,38 +123,38 @@ def test_default_first_step_gradients_reach_every_feature(default_case):
     assert np.all(np.isfinite(proj))
     assert np.all(proj != 0), f"{np.sum(proj == 0)} exact zeros"
 
-    g, move = first_mrp_step(cfg, D, k_mrp, k_mask)
+    g, move = first_mrp_step(cfg, D, k_mrp)
     proj = np.asarray(g @ D.V.T)
     assert np.all(np.isfinite(proj))
     assert np.all(proj != 0), f"{np.sum(proj == 0)} exact zeros"
-    # and the first normalised step moves every kernel by exactly mrp_lr (no underflowed norms)
-    np.testing.assert_allclose(move, cfg.train.mrp_lr, rtol=1e-4)
+    # and the first per-kernel step moves every kernel by delta^2 x its norm (no underflowed norms)
+    np.testing.assert_allclose(move, cfg.train.delta**2, rtol=1e-3)
 
 
-def first_mrp_step(cfg, D, k_mrp, k_mask):
-    """The MRP kernel gradient at initialisation and how far the first normalised step moves
-    each kernel (as train_mrp does it)."""
+def first_mrp_step(cfg, D, k_mrp):
+    """The MRP kernel gradient at initialisation (expected over masks) and how far the first
+    per-kernel step moves each kernel relative to its norm (as train_mrp does it)."""
     params = train.init_mrp(k_mrp, cfg)
-    keep = train.mask(k_mask, cfg.data.n_pretrain, cfg.data.P, cfg.mrp.mask_keep)
-    g = jax.jit(jax.grad(nets.mrp_loss), static_argnums=(4, 6, 7))(
-        params, params["W"], D.pre.x, keep, cfg.net.q, cfg.net.varrho, cfg.mrp.target, cfg.mrp.decoder)
-    cap = cfg.mrp.norm_cap * cfg.net.varrho
-    W1 = train.normalized_step(params["W"], g["W"], cfg.train.mrp_lr, cap)
-    move = np.linalg.norm(np.asarray(W1, np.float64) - np.asarray(params["W"], np.float64), axis=1)
-    return g["W"], move
+    times = np.array([0.0, 1e20])  # far enough that the first step is the controller's, not clipped
+    one = with_values(cfg, {"train.max_steps": 1, "train.dt_max": 1e20})
+    run = jax.jit(lambda p: train.train_mrp(p, k_mrp, D.pre, one, times,
+                                            lambda p, tw: p["W"]))
+    c, Ws, _, _ = run(params)
+    g = jax.jit(lambda p: train.mrp_grad(p, p["W"], k_mrp, D.pre, cfg))(params)["W"]
+    W0 = np.asarray(params["W"], np.float64)
+    move = np.linalg.norm(np.asarray(Ws[-1], np.float64) - W0, axis=1) / np.linalg.norm(W0, axis=1)
+    return g, move
 
 
-def test_small_sigma_0_first_mrp_step_moves_each_kernel_by_lr(default_case):
-    # Regression: the underflow of test_normalized_step_with_tiny_gradient, reached from a real
-    # config: defaults with net.sigma_0 = 1e-4 (a point of the sigma_0 phase diagram). The MRP
-    # gradient is ~3e-20 per component; its squared norm underflowed and the first normalised
-    # step threw every kernel to the norm cap instead of moving it by mrp_lr. The data does not
-    # depend on sigma_0, so the default case's data is reused.
+def test_small_sigma_0_first_mrp_step_moves_each_kernel(default_case):
+    # Regression: at net.sigma_0 = 1e-4 (a point of the sigma_0 phase diagram) the MRP gradient
+    # is ~3e-20 per component; its squared norm underflowed float32 and the first normalised
+    # step threw every kernel to the norm cap. The data does not depend on sigma_0.
     cfg, D = default_case
     cfg = with_values(cfg, {"net.sigma_0": 1e-4})
-    g, move = first_mrp_step(cfg, D, *jax.random.split(jax.random.PRNGKey(2)))
+    g, move = first_mrp_step(cfg, D, jax.random.PRNGKey(2))
     assert np.all(np.asarray(g) != 0)
-    np.testing.assert_allclose(move, cfg.train.mrp_lr, rtol=1e-4)
+    np.testing.assert_allclose(move, cfg.train.delta**2, rtol=1e-3)
 
 
 def test_data_record_follows_the_attribute_protocol(default_case):
