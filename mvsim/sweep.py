@@ -2,8 +2,18 @@
 
 Each grid point runs its seeds in chunks under one jit(vmap(run_seed)); the seed axis of a
 chunk is sharded over the local devices. Floats are traced, so a grid over floats compiles
-once; shape-changing keys (k, d, P, m, N, L, steps) compile once per value. Every finished
-chunk is written atomically, so rerunning the same command on the same --out resumes.
+once; shape-changing keys (k, d, P, m, N, L, checkpoints, horizons) compile once per value.
+Every finished chunk is written atomically, so rerunning the same command on the same --out
+resumes. Before anything is compiled, the sweep checks that one seed fits in the devices'
+memory and that the results fit on --out's disk.
+
+The steps are small functions shared with the notebook API (`mvsim.api.simulate`):
+`resolve_plan` (config, grid, seeds) -> `check_disk` / `check_memory` -> `plan_work` (chunks of
+this process) -> `run_work` (chunks -> summary and features DataFrames) -> `store.write_chunk`
+-> `finish` (figures, claims report).
+
+Testing hook: with the environment variable MVSIM_STOP_AFTER_CHUNKS=N the process kills itself
+with SIGKILL right after writing its N-th chunk (a deterministic `kill -9` for the resume tests).
 """
 
 from __future__ import annotations
@@ -12,24 +22,37 @@ import argparse
 import itertools
 import math
 import os
+import shutil
+import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
 from mvsim import config as C
 
 DEFAULT_SEEDS = 16
+STOP_AFTER_CHUNKS = "MVSIM_STOP_AFTER_CHUNKS"
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="python -m mvsim.sweep",
         description="Train SL, MRP and MRP+fine-tuning on synthetic multi-view data over seeds "
-                    "(and a grid of configs); write Parquet results and figures to --out.",
-        epilog="Keys are dotted, like data.mu or mrp.mask_keep; `--set help=1` lists them all. "
-               "Example: python -m mvsim.sweep --seeds 32 --grid data.mu=0.01,0.03,0.1 --out results/mu",
+                    "(and a grid of configs); write Parquet results, figures and the claims report to --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Keys are dotted, like data.mu or mrp.mask_keep; `--set help=1` lists them all.\n"
+               "Example: python -m mvsim.sweep --seeds 32 --grid data.mu=0.01,0.03,0.1 --out results/mu\n\n"
+               "Before compiling, a run is refused (exit 2, one line) when one seed cannot fit in a\n"
+               "device's memory or the results cannot fit on --out's disk.\n\n"
+               "Environment:\n"
+               "  MVSIM_CACHE_DIR        compiled programs (default ~/.cache/mvsim/jax; empty: off)\n"
+               "  MVSIM_PROCESS_ID, MVSIM_NUM_PROCESSES, MVSIM_COORDINATOR  defaults of the options\n"
+               f"  {STOP_AFTER_CHUNKS}=N testing hook: this process kills itself with SIGKILL right\n"
+               "                         after writing its N-th chunk (a deterministic kill -9)",
     )
     p.add_argument("--config", help="TOML config (default: the calibrated default, experiments/default.toml); "
                                     "a results DIR/config.toml repeats that run")
@@ -51,10 +74,16 @@ def parse_args(argv):
                    help="start jax.distributed with this coordinator (process 0's address), using "
                         "--num-processes and --process-id; each process still runs its own chunks on "
                         "its local devices (env MVSIM_COORDINATOR)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, log lines or printed claims report (claims.md is still written)")
     p.add_argument("--no-plots", action="store_true", help="do not write figures at the end")
+    p.add_argument("--no-claims", action="store_true",
+                   help="do not write DIR/claims.md and DIR/claims.json nor print the claims report at the end")
     p.add_argument("--pdf", action="store_true", help="write PDF figures beside the PNGs")
     return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------- config, grid and seeds
 
 
 def _split_kv(text: str, option: str) -> tuple[str, str]:
@@ -82,30 +111,85 @@ def grid_points(grid: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def resolve(args) -> tuple[C.Config, dict[str, list], int, list[C.Config]]:
-    """Config, grid, seed count and the config of each grid point; raises ConfigError if anything is off."""
-    if args.config:
-        cfg, grid, stored_seeds = C.load_run_toml(args.config)
+@dataclass(frozen=True)
+class Plan:
+    """What a sweep runs: the base config, the grid, the seed count and each grid point's config."""
+
+    cfg: C.Config
+    grid: dict
+    seeds: int
+    points: tuple  # (Config of each grid point)
+    point_dicts: tuple  # ({grid key: value} of each grid point)
+
+    @property
+    def toml(self) -> str:
+        """The resolved run as TOML (DIR/config.toml): `--config` of it repeats the run."""
+        return C.to_toml(self.cfg, self.grid, seeds=self.seeds)
+
+
+def resolve_plan(config=None, values: dict | None = None, grid: dict | None = None,
+                 seeds: int | None = None) -> Plan:
+    """The plan of a run; raises ConfigError (one line) if anything is off.
+
+    config: None (the default config), a TOML path (its [grid] and [sweep] seeds are used too) or a
+    Config. values: {dotted key: value or text} overrides. grid: {dotted key: [values or texts]},
+    added to (and replacing keys of) the config file's grid. seeds: None takes the count stored in
+    the config file, else DEFAULT_SEEDS."""
+    if isinstance(config, C.Config):
+        C.validate(config)
+        cfg, stored_grid, stored_seeds = config, {}, None
+    elif config:
+        cfg, stored_grid, stored_seeds = C.load_run_toml(config)
     else:
-        cfg, grid, stored_seeds = C.Config(), {}, None
-    cfg = C.with_values(cfg, dict(_split_kv(s, "--set") for s in args.set))
-    grid = {key: [C.coerce(key, v) for v in values] for key, values in grid.items()}
-    grid.update(parse_grid(args.grid))
-    seeds = args.seeds if args.seeds is not None else (stored_seeds or DEFAULT_SEEDS)
-    if seeds <= 0:
+        cfg, stored_grid, stored_seeds = C.Config(), {}, None
+    cfg = C.with_values(cfg, dict(values or {}))
+    merged = dict(stored_grid)
+    for key, vals in (grid or {}).items():
+        if isinstance(vals, (str, bytes)) or not hasattr(vals, "__iter__"):
+            raise C.ConfigError(f"grid {key}: expected a list of values, got {vals!r}")
+        vals = list(vals)
+        if not vals:
+            raise C.ConfigError(f"--grid {key}: empty grid (expected {key}=v1,v2,...)")
+        merged[key] = vals
+    merged = {key: [C.coerce(key, v) for v in vals] for key, vals in merged.items()}
+    seeds = seeds if seeds is not None else (stored_seeds or DEFAULT_SEEDS)
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds <= 0:
         raise C.ConfigError(f"--seeds {seeds}: expected a positive number of seeds")
-    if args.chunk is not None and args.chunk <= 0:
-        raise C.ConfigError(f"--chunk {args.chunk}: expected a positive chunk size")
-    if not (0 <= args.process_id < args.num_processes):
-        raise C.ConfigError(f"--process-id {args.process_id}: expected 0 <= id < --num-processes "
-                            f"({args.num_processes})")
-    points = [C.with_values(cfg, point) for point in grid_points(grid)]
-    return cfg, grid, seeds, points
+    dicts = grid_points(merged)
+    return Plan(cfg, merged, int(seeds), tuple(C.with_values(cfg, p) for p in dicts), tuple(dicts))
 
 
-def prepare_out(args, text: str) -> Path:
-    """Create (or reopen for resuming) the results directory; refuse one made with another config."""
-    out = Path(args.out) if args.out else Path("results") / time.strftime("%Y%m%d-%H%M%S")
+def check_options(chunk=None, process_id: int = 0, num_processes: int = 1) -> None:
+    if chunk is not None and chunk <= 0:
+        raise C.ConfigError(f"--chunk {chunk}: expected a positive chunk size")
+    if not (0 <= process_id < num_processes):
+        raise C.ConfigError(f"--process-id {process_id}: expected 0 <= id < --num-processes "
+                            f"({num_processes})")
+
+
+def resolve(args) -> Plan:
+    """The plan of the command line's run; raises ConfigError if anything is off."""
+    plan = resolve_plan(args.config, dict(_split_kv(s, "--set") for s in args.set), parse_grid(args.grid),
+                        args.seeds)
+    check_options(args.chunk, args.process_id, args.num_processes)
+    return plan
+
+
+def default_out() -> Path:
+    return Path("results") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def refuse_other_run(out: Path, text: str) -> None:
+    """Refuse a results directory that holds a run with another config (seed counts may differ)."""
+    stored = Path(out) / "config.toml"
+    if stored.exists() and C.strip_seeds(stored.read_text()) != C.strip_seeds(text):
+        raise C.ConfigError(f"--out {str(out)!r} holds a run with a different config; "
+                            f"use a new --out (or the same config to resume it)")
+
+
+def prepare_out(out: Path, text: str) -> Path:
+    """Create (or reopen for resuming) the results directory and write its config.toml;
+    refuse one made with another config."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -113,28 +197,131 @@ def prepare_out(args, text: str) -> Path:
         probe.unlink()
     except OSError as e:
         raise C.ConfigError(f"--out {str(out)!r}: cannot write there ({e.strerror or e})") from None
-    stored = out / "config.toml"
-    if stored.exists():
-        old = C.strip_seeds(stored.read_text())
-        if old != C.strip_seeds(text):
-            raise C.ConfigError(f"--out {str(out)!r} holds a run with a different config; "
-                                f"use a new --out (or the same config to resume it)")
-    tmp = out / ".config.toml.tmp"
+    refuse_other_run(out, text)
+    tmp = out / f".config.toml.{os.getpid()}.tmp"
     tmp.write_text(text)
-    os.replace(tmp, stored)
+    os.replace(tmp, out / "config.toml")
     return out
 
 
-# ---------------------------------------------------------------- chunks
+# ---------------------------------------------------------------- memory and disk, before compiling
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+MEMORY_KEYS = ("data.n_train", "data.n_pretrain", "data.n_test", "data.P", "data.d", "net.m", "data.k")
 
 
 def bytes_per_seed(cfg: C.Config) -> int:
-    """Rough peak memory of one seed: its datasets plus a few copies of the largest activations."""
-    d = cfg.data
+    """Rough peak memory of one seed (float32), from the shapes of the pipeline:
+
+    * the data sets: train, train with fresh noise, pretraining and two test sets, each (n, P, d),
+      three times over (XLA keeps copies of the inputs the methods transform);
+    * the widest (n, P, R) pre-activations, R = kernels of the widest model running at once (the MRP
+      encoder, one fine-tuning per train.ft_from, the ensemble's members);
+    * MRP's encoder W logged at every MRP log time (to start fine-tuning from): T_mrp * R * d;
+    * the records: per method and log time, the feature tables (4 x k x L) and the scalars, and the
+      ensemble's logits on the train and test sets.
+
+    Calibrated on XLA's own count (compile().memory_analysis(), temp bytes, chunk 1): 166 MiB for
+    the default config (172 here), 328 MiB with every n doubled (342 here), 168 MiB with net.m
+    doubled (180 here). The data sets dominate."""
+    from mvsim.experiment import ft_times, mrp_times, sl_times
+
+    d, net, tr, ens = cfg.data, cfg.net, cfg.train, cfg.ensemble
+    L, k = d.L, d.k
+    R_pre = cfg.k_pre * net.m
+    n_ft = len(tr.ft_from)
     samples = 2 * d.n_train + d.n_pretrain + 2 * d.n_test
-    R = cfg.k_pre * cfg.net.m
-    acts = max(d.n_train, d.n_pretrain, d.n_test) * d.P * R
-    return 4 * (samples * d.P * d.d + 16 * acts)  # 16 copies: matches XLA's 160 MiB at the default
+    widest = max(d.n_pretrain * R_pre, d.n_train * R_pre * n_ft, d.n_test * R_pre,
+                 max(d.n_train, d.n_test) * k * net.m * max(1, ens.size))
+    T_sl, T_mrp, T_ft = len(sl_times(cfg)), len(mrp_times(cfg)), len(ft_times(cfg))
+    methods_T = T_sl + T_mrp + n_ft * T_ft + (T_sl * (2 + ens.size) if ens.size else 0)
+    records = methods_T * (4 * k * L + 32)
+    logits = ens.size * T_sl * (2 * d.n_train + 2 * d.n_test) * k if ens.size else 0
+    floats = 3 * samples * d.P * d.d + d.P * widest + T_mrp * R_pre * d.d + records + logits
+    return 4 * floats
+
+
+def usable_memory(devices) -> tuple[float, str]:
+    """Bytes a chunk may use on `devices` (60% of accelerator memory, half the host's RAM on CPU)."""
+    stats = devices[0].memory_stats() if hasattr(devices[0], "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        per_device = 0.6 * stats["bytes_limit"]
+    else:
+        per_device = 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / len(devices)
+    return per_device * len(devices), f"{len(devices)} {devices[0].platform} device(s)"
+
+
+def check_memory(plan: Plan, per_device: float, where: str) -> None:
+    """Refuse (ConfigError, one line) when one seed of some grid point needs more than one device's memory."""
+    for gp, cfg in enumerate(plan.points):
+        need = bytes_per_seed(cfg)
+        if need > per_device:
+            keys = ", ".join(f"{key} = {C.get(cfg, key)}" for key in MEMORY_KEYS)
+            at = f" at grid point {gp} ({plan.point_dicts[gp]})" if plan.grid else ""
+            raise C.ConfigError(
+                f"one seed needs ~{_fmt_bytes(need)} of memory{at} but a device has ~{_fmt_bytes(per_device)} "
+                f"usable ({where}); lower {keys}")
+
+
+def rows_per_seed(cfg: C.Config) -> tuple[int, int]:
+    """(summary rows, features rows) one seed writes: one summary row per method and log time,
+    k * L features rows per summary row."""
+    from mvsim.experiment import ft_times, mrp_times, sl_times
+
+    T_sl = len(sl_times(cfg))
+    rows = T_sl + len(mrp_times(cfg)) + len(cfg.train.ft_from) * len(ft_times(cfg))
+    if cfg.ensemble.size:
+        rows += T_sl * (2 if cfg.ensemble.distill else 1)
+    return rows, rows * cfg.data.k * cfg.data.L
+
+
+SUMMARY_ROW_BYTES, FEATURES_ROW_BYTES = 300, 60  # Parquet on disk, measured on tests/tiny.toml
+
+
+def results_bytes(plan: Plan, done: dict[int, set] | None = None) -> int:
+    """Disk space the results still to be written take (grid points x seeds x rows x bytes per row)."""
+    total = 0
+    for gp, cfg in enumerate(plan.points):
+        s_rows, f_rows = rows_per_seed(cfg)
+        todo = plan.seeds - len((done or {}).get(gp, set()) & set(range(plan.seeds)))
+        total += todo * (s_rows * SUMMARY_ROW_BYTES + f_rows * FEATURES_ROW_BYTES)
+    return total
+
+
+def free_disk(path: Path) -> int:
+    """Free bytes on the filesystem that holds `path` (or would: its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_disk(plan: Plan, out: Path, done: dict[int, set] | None = None) -> None:
+    """Refuse (ConfigError, one line) when the results cannot fit on --out's filesystem."""
+    need = results_bytes(plan, done)
+    try:
+        free = free_disk(out)
+    except OSError:
+        return  # unknown free space: let the writes tell
+    if need > free:
+        cfg = plan.points[0]
+        s_rows, f_rows = rows_per_seed(cfg)
+        raise C.ConfigError(
+            f"--out {str(out)!r}: the results need ~{_fmt_bytes(need)} but its filesystem has "
+            f"{_fmt_bytes(free)} free ({len(plan.points)} grid point(s) x {plan.seeds} seeds x "
+            f"{f_rows} features rows per seed); lower --seeds, the grid, the log times (train.checkpoints) "
+            f"or data.k = {cfg.data.k}, data.L = {cfg.data.L}, or use another --out")
+
+
+# ---------------------------------------------------------------- chunks
 
 
 # Fastest chunk on a 2-core CPU in `make bench` (benchmarks/results.json, default config):
@@ -145,20 +332,45 @@ CPU_CHUNK = 2
 def default_chunk(cfg: C.Config, seeds: int, devices) -> tuple[int, str]:
     """Seeds per chunk from memory and device kind, with the reason stated for the log."""
     per_seed = bytes_per_seed(cfg)
-    stats = devices[0].memory_stats() if hasattr(devices[0], "memory_stats") else None
-    if stats and "bytes_limit" in stats:
-        avail = 0.6 * stats["bytes_limit"] * len(devices)
-    else:
-        avail = 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    avail, where = usable_memory(devices)
     fits = max(1, int(avail // per_seed))
     want = CPU_CHUNK * len(devices) if devices[0].platform == "cpu" else fits
     chunk = max(1, min(fits, want, seeds))
-    return chunk, (f"chunk {chunk} seeds (~{per_seed / 2**20:.0f} MiB per seed, "
-                   f"{avail / 2**30:.1f} GiB usable on {len(devices)} {devices[0].platform} device(s))")
+    return chunk, (f"chunk {chunk} seeds (~{_fmt_bytes(per_seed)} per seed, "
+                   f"{_fmt_bytes(avail)} usable on {where})")
 
 
 def plan_chunks(todo: list[int], chunk: int) -> list[list[int]]:
     return [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+
+
+@dataclass(frozen=True)
+class Work:
+    """One chunk to run: grid point, its seeds still to do, and the (padded) chunk size."""
+
+    gp: int
+    seeds: list
+    chunk: int
+
+
+def plan_work(plan: Plan, devices, chunk: int | None = None, done: dict[int, set] | None = None,
+              process_id: int = 0, num_processes: int = 1) -> tuple[list[Work], str]:
+    """This process's chunks (seeds not yet done) and the reason for the chunk size.
+
+    Chunks are cut from all seeds and dealt round-robin to the processes, so each process's share
+    does not depend on what is done; every chunk is a whole number of seeds per device."""
+    done = done or {}
+    work, why = [], ""
+    for gp, cfg in enumerate(plan.points):
+        size, reason = (chunk, f"chunk {chunk} seeds (--chunk)") if chunk else \
+            default_chunk(cfg, plan.seeds, devices)
+        size = math.ceil(size / len(devices)) * len(devices)
+        for i, c in enumerate(plan_chunks(list(range(plan.seeds)), size)):
+            todo = [s for s in c if s not in done.get(gp, set())]
+            if todo and i % num_processes == process_id:
+                work.append(Work(gp, todo, size))
+        why = why or reason
+    return work, why
 
 
 def run_chunk(run, cfg, seeds: list[int], chunk: int, sharding):
@@ -172,6 +384,22 @@ def run_chunk(run, cfg, seeds: list[int], chunk: int, sharding):
     return jax.tree_util.tree_map(lambda a: np.asarray(a)[: len(seeds)], out)
 
 
+def run_work(plan: Plan, work: list[Work], devices) -> Iterator[tuple[Work, "object", "object"]]:
+    """Run the chunks in order: yields (work item, summary DataFrame, features DataFrame)."""
+    import jax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from mvsim import tables
+    from mvsim.experiment import make_run
+
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("seed",)), PartitionSpec("seed"))
+    run = make_run()
+    for w in work:
+        records = run_chunk(run, plan.points[w.gp], w.seeds, w.chunk, sharding)
+        summary, features = tables.to_tables(records, w.seeds, plan.points[w.gp], plan.point_dicts[w.gp], w.gp)
+        yield w, summary, features
+
+
 def enable_compilation_cache(jax) -> None:
     """Keep compiled programs on disk (MVSIM_CACHE_DIR, default ~/.cache/mvsim/jax): a rerun,
     a resumed sweep or another process with the same shapes skips the 25-40 s compile."""
@@ -181,70 +409,129 @@ def enable_compilation_cache(jax) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    try:
-        cfg, grid, seeds, points = resolve(args)
-        out = prepare_out(args, C.to_toml(cfg, grid, seeds=seeds))
-    except C.ConfigError as e:
-        print(f"mvsim.sweep: error: {e}", file=sys.stderr)
-        return 2
-
+def start_jax(coordinator=None, num_processes: int = 1, process_id: int = 0, log=None):
+    """Import JAX with the compilation cache on (and jax.distributed when a coordinator is given);
+    returns this process's devices."""
     import jax
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     enable_compilation_cache(jax)
+    if coordinator:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+        if log:
+            log(f"mvsim.sweep: process {jax.process_index()} of {jax.process_count()} "
+                f"({len(jax.devices())} devices in all, {len(jax.local_devices())} here)")
+    return jax.local_devices()
 
-    if args.coordinator:
-        jax.distributed.initialize(coordinator_address=args.coordinator,
-                                   num_processes=args.num_processes, process_id=args.process_id)
-        log(f"mvsim.sweep: process {jax.process_index()} of {jax.process_count()} "
-            f"({len(jax.devices())} devices in all, {len(jax.local_devices())} here)")
+
+def check_resources(plan: Plan, devices, chunk: int | None = None, log=None) -> None:
+    """Refuse a run whose seed cannot fit in a device's memory; warn when --chunk asks for more than fits."""
+    avail, where = usable_memory(devices)
+    check_memory(plan, avail / len(devices), where)
+    if chunk and log:
+        need = max(bytes_per_seed(cfg) for cfg in plan.points) * math.ceil(chunk / len(devices))
+        if need > avail / len(devices):
+            log(f"mvsim.sweep: warning: --chunk {chunk} needs ~{_fmt_bytes(need)} per device, more than "
+                f"the ~{_fmt_bytes(avail / len(devices))} usable; a smaller --chunk may be needed")
+
+
+def progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
-    from mvsim import store, tables
-    from mvsim.experiment import make_run
+    return tqdm(total=total, unit="seed", disable=(not enabled) or None, desc="seeds", file=sys.stderr)
 
-    devices = jax.local_devices()
-    sharding = NamedSharding(Mesh(np.asarray(devices), ("seed",)), PartitionSpec("seed"))
+
+def diverged_runs(summary) -> int:
+    """Runs (grid point, seed, method, fine-tuning start) with a non-finite loss or Lambda at some checkpoint."""
+    keys = [c for c in ("grid_point", "seed", "method", "ft_from") if c in summary]
+    if not len(summary):
+        return 0
+    return int(summary.groupby(keys, dropna=False)["diverged"].any().sum())
+
+
+def warn_diverged(n: int) -> None:
+    if n:
+        print(f"mvsim.sweep: warning: {n} (seed, method) runs diverged (NaN/inf); they are marked "
+              f"diverged and left out of the figures' means", file=sys.stderr)
+
+
+def write_claims(out: Path, show: bool) -> bool:
+    """Write DIR/claims.md and DIR/claims.json (and print the report when `show`). A failing report
+    costs nothing but itself: the results are on disk already. Returns whether it worked."""
+    try:
+        from mvsim.claims import report
+
+        text = report(out)
+    except Exception as e:  # noqa: BLE001 - the report must never cost the run
+        print(f"mvsim.sweep: warning: the claims report failed ({type(e).__name__}: {e}); the results in "
+              f"{out} are complete, retry with python -m mvsim.claims {out}", file=sys.stderr)
+        return False
+    if show:
+        print(text, flush=True)
+    return True
+
+
+def finish(out: Path, plots: bool = True, pdf: bool = False, claims: bool = True, show: bool = True,
+           log=None) -> None:
+    """After the chunks (process 0 only): figures, then the claims report."""
+    log = log or (lambda msg: None)
+    if plots:
+        from mvsim import plots as P
+
+        written = P.make_all(out, pdf=pdf)
+        log(f"mvsim.sweep: {len(written)} figure(s) in {out / 'figures'}")
+    if claims and write_claims(out, show):
+        log(f"mvsim.sweep: claims in {out / 'claims.md'}")
+
+
+def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1, coordinator=None,
+            log=None, progress=False, plots=True, pdf=False, claims=True, show_claims=True) -> None:
+    """Run `plan` into the results directory `out` (resuming it), as the CLI does. Raises
+    ConfigError (one line) before compiling anything when the run is refused."""
+    from mvsim import store
+
+    log = log or (lambda msg: None)
+    out = Path(out)
+    refuse_other_run(out, plan.toml)  # before looking at another run's files
+    check_disk(plan, out, store.done_seeds(out) if (out / store.SUMMARY).is_dir() else None)
+    devices = start_jax(coordinator, num_processes, process_id, log)
+    check_resources(plan, devices, chunk, log)
+    prepare_out(out, plan.toml)
     done = store.done_seeds(out)
-    work = []  # (grid point index, seeds of one chunk)
-    for gp, point_cfg in enumerate(points):
-        chunk, why = (args.chunk, f"chunk {args.chunk} seeds (--chunk)") if args.chunk else \
-            default_chunk(point_cfg, seeds, devices)
-        chunk = math.ceil(chunk / len(devices)) * len(devices)  # whole seeds per device
-        # chunks are cut from all seeds, so each process's share does not depend on what is done
-        for i, c in enumerate(plan_chunks(list(range(seeds)), chunk)):
-            todo = [s for s in c if s not in done.get(gp, set())]
-            if todo and i % args.num_processes == args.process_id:
-                work.append((gp, todo, chunk))
-        if gp == 0:
-            log(f"mvsim.sweep: {len(points)} grid point(s) x {seeds} seeds -> {out}; {why}")
+    work, why = plan_work(plan, devices, chunk, done, process_id, num_processes)
+    log(f"mvsim.sweep: {len(plan.points)} grid point(s) x {plan.seeds} seeds -> {out}; {why}")
     n_done = sum(len(v) for v in done.values())
     if n_done:
         log(f"mvsim.sweep: resuming: {n_done} (grid point, seed) pairs already done")
 
-    point_dicts = grid_points(grid)
-    run = make_run()
-    bar = tqdm(total=sum(len(c) for _, c, _ in work), unit="seed", disable=args.quiet or None,
-               desc="seeds", file=sys.stderr)
+    stop_after = int(os.environ.get(STOP_AFTER_CHUNKS, "0") or 0)
+    bar = progress_bar(sum(len(w.seeds) for w in work), progress)
     n_diverged = 0
-    for gp, chunk_seeds, chunk in work:
-        records = run_chunk(run, points[gp], chunk_seeds, chunk, sharding)
-        summary, features = tables.to_tables(records, chunk_seeds, points[gp], point_dicts[gp], gp)
-        store.write_chunk(out, store.chunk_name(gp, chunk_seeds, args.process_id), summary, features)
-        n_diverged += int(summary["diverged"].sum())
-        bar.update(len(chunk_seeds))
+    for i, (w, summary, features) in enumerate(run_work(plan, work, devices), start=1):
+        store.write_chunk(out, store.chunk_name(w.gp, w.seeds, process_id), summary, features)
+        n_diverged += diverged_runs(summary)
+        bar.update(len(w.seeds))
+        if stop_after and i >= stop_after:
+            os.kill(os.getpid(), signal.SIGKILL)  # testing hook: a kill -9 right after a chunk
     bar.close()
-    if n_diverged:
-        print(f"mvsim.sweep: warning: {n_diverged} (seed, method) runs diverged (NaN/inf); they are "
-              f"marked diverged and left out of the figures' means", file=sys.stderr)
-    if not args.no_plots and args.process_id == 0:
-        from mvsim import plots
-        written = plots.make_all(out, pdf=args.pdf)
-        log(f"mvsim.sweep: {len(written)} figure(s) in {out / 'figures'}")
+    warn_diverged(n_diverged)
+    if process_id == 0:
+        finish(out, plots=plots, pdf=pdf, claims=claims, show=show_claims, log=log)
     log(f"mvsim.sweep: results in {out} (load with mvsim.store.load)")
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        plan = resolve(args)
+        out = Path(args.out) if args.out else default_out()
+        execute(plan, out, chunk=args.chunk, process_id=args.process_id, num_processes=args.num_processes,
+                coordinator=args.coordinator, log=log, progress=not args.quiet, plots=not args.no_plots,
+                pdf=args.pdf, claims=not args.no_claims, show_claims=not args.quiet)
+    except C.ConfigError as e:
+        print(f"mvsim.sweep: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,4 +1,7 @@
-"""Property tests: the theorems' predictions on configurations drawn from the theory's regime.
+"""Property tests: the theorems' predictions on configurations drawn from the theory's regime,
+read on the GD clock inside the windows where the theory states them: SL's predictions at
+t_fit (its first checkpoint with training accuracy >= 0.99; P0 states them for every time after
+the fit), MRP's and fine-tuning's at their horizons (P1: after T = poly(k)/eta).
 
 Shapes are fixed to a small regime (tests/small.toml: k = 5, d = 128, N = 250), so one
 compilation serves every drawn example; hypothesis draws the floats that the theory lets
@@ -21,8 +24,8 @@ from hypothesis import given, settings, strategies as st
 from mvsim import config as C
 from mvsim.experiment import make_run, seed_keys
 
-SEEDS = 8
-T99 = {7: 2.998, 15: 2.602}[SEEDS - 1]  # one-sided 99% Student t quantile, S - 1 degrees of freedom
+SEEDS = 6
+T99 = {5: 3.365, 7: 2.998, 15: 2.602}[SEEDS - 1]  # one-sided 99% Student t quantile, S - 1 degrees of freedom
 SMALL, _ = C.load_toml(Path(__file__).with_name("small.toml"))
 
 
@@ -44,6 +47,20 @@ def run(cfg: C.Config, seeds=SEEDS) -> dict:
     return jax.tree_util.tree_map(np.asarray, jax.device_get(records))
 
 
+def at_fit(sl: dict) -> dict:
+    """SL's record (S, T) at each seed's first checkpoint with training accuracy >= 0.99: (S,)."""
+    fit = sl["acc_train"] >= 0.99
+    assert fit.any(axis=1).all(), "SL must fit its training set within its horizon (P0)"
+    i = fit.argmax(axis=1)
+    return {key: value[np.arange(len(i)), i] for key, value in sl.items() if value.ndim == 2}
+
+
+def final(rec: dict) -> dict:
+    """A record at its horizon; mrp_ft from the last train.ft_from time: (S,)."""
+    return {key: (value[:, -1, -1] if value.ndim == 3 else value[:, -1]) for key, value in rec.items()
+            if value.ndim in (2, 3) and key not in ("lam", "purity", "cross", "mix")}
+
+
 def share(rec, key, cfg):
     per = {"features_captured": cfg.data.k * cfg.data.L}.get(key, cfg.data.k)
     return rec[key] / per
@@ -59,13 +76,13 @@ regime = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=4, derandomize=True)
+@settings(max_examples=2, derandomize=True)
 @given(regime)
 def test_predictions_hold_in_the_regime(values):
     cfg = C.with_values(SMALL, values)
     rec = run(cfg)
-    sl, mrp, ft = rec["sl"], rec["mrp"], rec["mrp_ft"]
-    assert not sl["diverged"].any() and not mrp["diverged"].any() and not ft["diverged"].any()
+    assert not any(rec[m]["diverged"].any() for m in ("sl", "mrp", "mrp_ft"))
+    sl, mrp, ft = at_fit(rec["sl"]), final(rec["mrp"]), final(rec["mrp_ft"])
 
     # P0, Thm 1: SL captures about one feature per class, the initial winner.
     assert holds_at_most(share(sl, "features_captured", cfg), 0.75)
@@ -80,14 +97,9 @@ def test_predictions_hold_in_the_regime(values):
     assert holds_at_least(ft["acc_single"], 0.9)
     assert holds_at_most(sl["acc_single"], 0.75)
     assert holds_at_least(ft["acc_single"] - sl["acc_single"], 0.2)
-
-
-def test_sl_memorises_single_view_training_points():
-    """SL fits single-view training points through their noise: re-drawing the noise of the
-    same samples loses a clear share of them (P0: SL reaches 100% train accuracy by memorising)."""
-    rec = run(SMALL)["sl"]
-    assert holds_at_least(rec["acc_train"], 0.97)
-    mem = rec["mem_single"][np.isfinite(rec["mem_single"])]
+    # P0: SL fits single-view training points through their noise: re-drawing the noise of the
+    # same samples loses a clear share of them.
+    mem = sl["mem_single"][np.isfinite(sl["mem_single"])]
     assert len(mem) >= SEEDS // 2 and np.mean(mem) - slack(mem) > 0
 
 
@@ -96,7 +108,7 @@ def test_pretrained_features_alone_carry_single_view_accuracy():
     fine-tuning) MRP features still give high single-view accuracy, far above SL's."""
     cfg = C.with_values(SMALL, {"ft.mode": "head"})
     rec = run(cfg)
-    ft, sl = rec["mrp_ft"], rec["sl"]
+    ft, sl = final(rec["mrp_ft"]), at_fit(rec["sl"])
     assert holds_at_least(share(ft, "features_captured", cfg), 0.95)
     assert holds_at_least(ft["acc_single"], 0.9)
     assert holds_at_least(ft["acc_single"] - sl["acc_single"], 0.2)
