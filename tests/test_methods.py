@@ -48,9 +48,11 @@ def test_ensemble_averages_members_trained_from_independent_inits():
     D = experiment.make_data(jax.random.PRNGKey(0), cfg)
     key = jax.random.PRNGKey(7)
     rec, train_logits = experiment.run_ensemble(key, D, cfg)
-    members = [train.train_sl(train.init_sl(k, cfg), D.train, D.V, cfg) for k in jax.random.split(key, 2)]
+    times = experiment.sl_times(cfg)
+    log = lambda W: experiment._sl_tables(W, D.V, cfg)["lam"]
+    members = [train.train_sl(train.init_sl(k, cfg), D.train, cfg, times, log) for k in jax.random.split(key, 2)]
     q, varrho = cfg.net.q, cfg.net.varrho
-    mean_logits = sum(nets.sl_logits(D.train.x, W, q, varrho) for W, _ in members) / 2
+    mean_logits = sum(nets.sl_logits(D.train.x, m[0].state, q, varrho) for m in members) / 2
     np.testing.assert_allclose(train_logits, mean_logits, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(rec["lam"], np.maximum(members[0][1], members[1][1]), rtol=1e-5)
     assert members[0][1][0].tolist() != members[1][1][0].tolist()  # different inits

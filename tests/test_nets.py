@@ -274,3 +274,23 @@ def test_masked_patch_contributes_nothing_to_the_student(target, decoder):
         h = nets.encode(x, teacher, q, varrho)
         expected = 0.5 * float(jnp.mean(jnp.sum(h ** 2, axis=-1)))
         assert float(loss(params, teacher, x, jnp.zeros((n, P)), *args)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("target, decoder", [("data2vec", "diag"), ("data2vec", "full"), ("mae", "diag")])
+def test_expected_mrp_loss_is_the_average_over_all_masks(target, decoder):
+    """The closed form equals the loss averaged over all 2^P masks weighted by their probability."""
+    import itertools
+    key = jax.random.PRNGKey(3)
+    n, P, d, R, theta = 5, 4, 6, 3, 0.3
+    x = jax.random.normal(key, (n, P, d))
+    W = 0.5 * jax.random.normal(jax.random.fold_in(key, 1), (R, d))
+    params = {"W": W, "B": jnp.linspace(0.5, 1.5, R) if decoder == "diag" else jnp.eye(R) * 0.8 + 0.1,
+              "D": 0.3 * jax.random.normal(jax.random.fold_in(key, 2), (R, d))}
+    teacher = W + 0.1
+    total = 0.0
+    for bits in itertools.product([0.0, 1.0], repeat=P):
+        keep = jnp.broadcast_to(jnp.asarray(bits), (n, P))
+        prob = np.prod([theta if b else 1 - theta for b in bits])
+        total += prob * float(nets.mrp_loss(params, teacher, x, keep, 3, 1.0, target, decoder))
+    closed = float(nets.mrp_loss_expected(params, teacher, x, theta, 3, 1.0, target, decoder))
+    assert closed == pytest.approx(total, rel=1e-5)
