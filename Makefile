@@ -22,9 +22,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Step FLOP/s, then the pipeline at chunks 1 and 2 against the last fixed-step commit (c6b334f, in a
+# temporary worktree, same run), into benchmarks/results.json (replaced only when all parts ran).
 bench: $(STAMP)
-	$(PY) benchmarks/steps.py --chunk 2
-	$(PY) benchmarks/bench.py --out benchmarks/results.json
+	rm -f benchmarks/results.new.json
+	$(PY) benchmarks/steps.py --chunk 2 --out benchmarks/results.new.json
+	if git rev-parse -q --verify 'c6b334f^{commit}' >/dev/null; then against='--against c6b334f'; fi; \
+	$(PY) benchmarks/pipeline.py --chunks 1,2 --seeds 2 $$against --out benchmarks/results.new.json
+	$(PY) benchmarks/report.py benchmarks/results.new.json
+	mv benchmarks/results.new.json benchmarks/results.json
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis

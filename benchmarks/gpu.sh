@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# mvsim on a machine with an NVIDIA GPU: benchmarks/bench.py, then a 1,000-seed default sweep,
-# with the python and jax already installed there (nothing is pip-installed).
+# mvsim on a machine with an NVIDIA GPU: benchmarks/steps.py and benchmarks/pipeline.py, then a
+# 1,000-seed default sweep, with the python and jax already installed there (nothing is pip-installed).
 #
 #   benchmarks/gpu.sh [OUTDIR]        # OUTDIR defaults to $OUT, else benchmarks/gpu-results
 #
-# Writes OUTDIR/bench.json, bench.log, sweep/ (the sweep's results), sweep.log,
+# Writes OUTDIR/bench.json (sections steps, pipeline_new, summary), bench.log, sweep/ (the sweep's results), sweep.log,
 # nvidia-smi.txt (before/after), gpu-usage.csv (utilisation and memory sampled every second)
 # and timings.txt. Environment:
 #   PYTHON         interpreter to use (default: .venv/bin/python if it imports jax, else python3)
-#   BENCH_ARGS     arguments of bench.py (default: --quick)
-#   BENCH_TIMEOUT  seconds before bench.py is stopped (default 300; its JSON is saved as it goes)
+#   STEPS_ARGS     arguments of steps.py (default: --chunk 64)
+#   PIPELINE_ARGS  arguments of pipeline.py (default: --chunks 1,64,256 --seeds 2)
+#   BENCH_TIMEOUT  seconds before each of the two is stopped (default 150; their JSON is saved as they go)
 #   SWEEP_SEEDS    seeds of the sweep (default 1000)
 #   SWEEP_TIMEOUT  seconds before the sweep is stopped (default 240; rerunning resumes it)
 #   SKIP_BENCH=1 / SKIP_SWEEP=1   run only the other part
@@ -31,8 +32,9 @@ elif [ -x .venv/bin/python ] && .venv/bin/python -c "import jax" 2>/dev/null; th
 else
     PY="$(command -v python3 || command -v python)"
 fi
-BENCH_ARGS="${BENCH_ARGS:---quick}"
-BENCH_TIMEOUT="${BENCH_TIMEOUT:-300}"
+STEPS_ARGS="${STEPS_ARGS:---chunk 64}"
+PIPELINE_ARGS="${PIPELINE_ARGS:---chunks 1,64,256 --seeds 2}"
+BENCH_TIMEOUT="${BENCH_TIMEOUT:-150}"
 SWEEP_SEEDS="${SWEEP_SEEDS:-1000}"
 SWEEP_TIMEOUT="${SWEEP_TIMEOUT:-240}"
 
@@ -52,7 +54,7 @@ print("XLA_FLAGS", os.environ.get("XLA_FLAGS"), "XLA_PYTHON_CLIENT_PREALLOCATE",
 for m in ("optax", "numpy", "pandas", "pyarrow", "tqdm", "matplotlib"):
     try:
         print(m, __import__(m).__version__)
-    except Exception as e:  # the sweep needs pandas/pyarrow; bench.py only jax, optax, numpy
+    except Exception as e:  # the sweep needs pandas/pyarrow; the benchmarks only jax, optax, numpy
         print(m, "MISSING:", e)
 if jax.default_backend() == "cpu":
     print("WARNING: jax sees no GPU; the numbers below are CPU numbers")
@@ -72,14 +74,20 @@ status=0
 bench_s=- bench_rc=skipped sweep_s=- sweep_rc=skipped
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
-    echo "== bench.py $BENCH_ARGS (timeout ${BENCH_TIMEOUT}s)"
     t0=$(now)
-    # shellcheck disable=SC2086
-    timeout "$BENCH_TIMEOUT" "$PY" benchmarks/bench.py $BENCH_ARGS --out "$OUTDIR/bench.json" 2>&1 \
-        | tee "$OUTDIR/bench.log"
-    bench_rc=${PIPESTATUS[0]}
+    rm -f "$OUTDIR/bench.json" "$OUTDIR/bench.log"
+    bench_rc=0
+    for part in "steps.py $STEPS_ARGS" "pipeline.py $PIPELINE_ARGS" "report.py"; do
+        echo "== $part (timeout ${BENCH_TIMEOUT}s)" | tee -a "$OUTDIR/bench.log"
+        if [ "$part" = report.py ]; then args=("$OUTDIR/bench.json"); else args=(--out "$OUTDIR/bench.json"); fi
+        # shellcheck disable=SC2086
+        timeout "$BENCH_TIMEOUT" "$PY" benchmarks/$part "${args[@]}" 2>&1 | tee -a "$OUTDIR/bench.log"
+        rc=${PIPESTATUS[0]}
+        echo "== $part: exit $rc"
+        [ "$rc" -eq 0 ] || bench_rc=$rc
+    done
     bench_s=$(secs "$t0" "$(now)")
-    echo "== bench.py: exit $bench_rc in ${bench_s}s"
+    echo "== benchmarks: exit $bench_rc in ${bench_s}s"
     [ "$bench_rc" -eq 0 ] || status=1
 fi
 
@@ -98,7 +106,7 @@ stop_smi
 nvidia-smi 2>&1 | tee -a "$OUTDIR/nvidia-smi.txt" >/dev/null
 
 {
-    echo "bench_s $bench_s rc $bench_rc args $BENCH_ARGS"
+    echo "bench_s $bench_s rc $bench_rc steps $STEPS_ARGS pipeline $PIPELINE_ARGS"
     echo "sweep_s $sweep_s rc $sweep_rc seeds $SWEEP_SEEDS (compile included)"
     if [ "$sweep_rc" = 0 ]; then
         awk -v s="$sweep_s" -v n="$SWEEP_SEEDS" 'BEGIN { if (s > 0) printf "sweep_seeds_per_min %.1f\n", 60 * n / s }'
