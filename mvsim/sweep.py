@@ -324,8 +324,10 @@ def check_disk(plan: Plan, out: Path, done: dict[int, set] | None = None) -> Non
 # ---------------------------------------------------------------- chunks
 
 
-# Fastest chunk on a 2-core CPU in `make bench` (benchmarks/results.json, default config):
-# 5.81, 4.77, 5.28, 5.86 s per seed at chunks 1, 2, 4, 8. GPUs take what fits in memory.
+# Fastest chunk on a 2-core CPU for the fixed-step pipeline (5.81, 4.77, 5.28, 5.86 s per seed at
+# chunks 1, 2, 4, 8). On the GD clock a chunk runs as many steps as its slowest seed (SL: 1.23x the
+# mean at chunk 2), and measurements under load did not separate chunks 1 and 2
+# (benchmarks/results.json). GPUs take what fits in memory.
 CPU_CHUNK = 2
 
 

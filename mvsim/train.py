@@ -143,7 +143,7 @@ def train_mrp(params, key, pre: Dataset, cfg: Config, times, log):
     def global_step(cl: flow.Clocked, target):
         params, teacher_W = cl.state
         g = grads(cl.state, cl.n)
-        moving = [n for n in params if n == "W" or c.decoder_lr > 0]
+        moving = list(params)  # a fixed decoder (rate 0) adds zero speed and zero error
         rate = {n: (1.0 if n == "W" else c.decoder_lr) for n in params}
         fl = {n: (floor if n in ("W", "D") else 1.0) for n in params}
         speed = jnp.max(jnp.stack([flow.row_speed(params[n], rate[n] * g[n], fl[n]).max() for n in moving]))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import Phase, example, given, settings, strategies as st
 
 from mvsim import config as C
 from mvsim.experiment import make_run, seed_keys
@@ -76,8 +76,12 @@ regime = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=2, derandomize=True)
+# The small regime's own values (the default mechanism) always run, beside two drawn examples.
+# No shrinking: each example costs ~30 s, and a failing example is reported as drawn.
+@settings(max_examples=2, derandomize=True, phases=[Phase.explicit, Phase.generate])
 @given(regime)
+@example({"data.mu": 0.03, "data.rho": 0.05, "data.gamma": 0.01, "mrp.mask_keep": 0.5, "net.sigma_0": 0.01,
+          "run.seed": 0})
 def test_predictions_hold_in_the_regime(values):
     cfg = C.with_values(SMALL, values)
     rec = run(cfg)
@@ -98,9 +102,11 @@ def test_predictions_hold_in_the_regime(values):
     assert holds_at_most(sl["acc_single"], 0.75)
     assert holds_at_least(ft["acc_single"] - sl["acc_single"], 0.2)
     # P0: SL fits single-view training points through their noise: re-drawing the noise of the
-    # same samples loses a clear share of them.
-    mem = sl["mem_single"][np.isfinite(sl["mem_single"])]
-    assert len(mem) >= SEEDS // 2 and np.mean(mem) - slack(mem) > 0
+    # same samples loses a clear share of them. A share needs points to measure it on: only
+    # where N mu >= 7 single-view training points are expected per seed.
+    if cfg.data.n_train * cfg.data.mu >= 7:
+        mem = sl["mem_single"][np.isfinite(sl["mem_single"])]
+        assert len(mem) >= SEEDS // 2 and np.mean(mem) - slack(mem) > 0
 
 
 def test_pretrained_features_alone_carry_single_view_accuracy():
