@@ -1,34 +1,59 @@
-import sys, math
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+"""Shared loading and formatting for the docs scripts (run from the repository root after the sweeps).
+
+Every number is read on the GD clock: `gd_time` (the sum of step sizes), a method's end-of-training
+row is `mvsim.tables.last`, and the windows (t_fit, t_erode, t_cap) are `mvsim.claims.windows`.
+"""
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-import numpy as np, pandas as pd
-import matplotlib
+import matplotlib  # noqa: E402
+
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from mvsim import store, analysis as A, plots as P
+import matplotlib.pyplot as plt  # noqa: E402,F401
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from mvsim import claims, store, tables  # noqa: E402,F401
+from mvsim import plots as P  # noqa: E402
+
 plt.rcParams.update(P.STYLE)
-R = f"{ROOT}/results"
-FIG = f"{ROOT}/docs/figures"
-DEFAULT = f"{R}/default"
+R = ROOT / "results" / "studies"
+FIG = ROOT / "docs" / "figures"
 
-def load(name):
-    return store.load(f"{R}/studies/{name}"), store.load_features(f"{R}/studies/{name}")
 
-def default8(key=None, value=None, seeds=8):
-    s = store.load(DEFAULT); s = s[s.seed < seeds].copy()
-    if key: s[key] = value
-    return s
+def study(name):
+    """A study's results (mvsim.plots.Results: summary, features, config, grid)."""
+    return P.load_results(R / name)
 
-def fmt(m, lo, hi, d=2, pct=False):
-    if pct:
-        return f"{100*m:.{d}f}% [{100*lo:.{d}f}, {100*hi:.{d}f}]"
-    if not np.isfinite(lo):
+
+def fmt(m, lo=math.nan, hi=math.nan, d=2):
+    """'m [lo, hi]' (or 'm' when the interval is undefined)."""
+    if m is None or not np.isfinite(m):
+        return "n/a"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{m:.{d}f}"
     return f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
+
+
+def fmt_mean(values, d=2, bounds=None):
+    """Mean over seeds with its 95% Student-t interval."""
+    return fmt(*P.mean_ci(values, bounds=bounds), d=d)
+
+
+def fmt_time(times):
+    """Geometric mean of GD times with its 95% interval over seeds, and how many are inf."""
+    m, lo, hi, n_inf, n = claims.geometric_mean_ci(times)
+    if not np.isfinite(m):
+        return f"inf ({n_inf}/{n} seeds)" if n_inf else "n/a"
+    text = f"{m:.2g}" + (f" [{lo:.2g}, {hi:.2g}]" if np.isfinite(lo) else "")
+    return text + (f"; inf in {n_inf}/{n}" if n_inf else "")
+
 
 def to_md(df):
     cols = list(df.columns)
     out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        out.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
     return "\n".join(out)

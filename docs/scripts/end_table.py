@@ -1,0 +1,43 @@
+"""One study's table on the GD clock: `python docs/scripts/end_table.py STUDY [STUDY ...]`.
+
+Per grid point: SL's windows (t_fit, t_erode) and MRP's t_cap (`claims.windows`, geometric means
+over seeds), SL at t_fit and at its horizon, MRP and MRP+FT at their horizons (`tables.last`):
+features captured as detectors, classes with exactly one feature, single-view accuracy, the paired
+single-view gap MRP+FT - SL, and how many runs reached their horizon. Means over seeds with 95%
+Student-t intervals. This replaces the per-study scripts of the old step clock (phase.py, more.py,
+ft.py, coverage*.py, study2.py): run it on any study directory after its sweep.
+"""
+from common import *  # noqa: F401,F403
+
+
+def table(name):
+    res = study(name)
+    s, keys = res.summary, [k for k in res.grid if k in res.summary]
+    out = []
+    for gp, g in s.groupby("grid_point", sort=True):
+        L = res.point_cfg(gp).data.L
+        total = float(g["features_total"].iloc[0])
+        win = claims.windows(g, L)
+        last = tables.last(g)
+        by = {m: last[last["method"] == m].set_index("seed") for m in ("sl", "mrp", "mrp_ft")}
+        gap = (by["mrp_ft"]["acc_single"] - by["sl"]["acc_single"]) if len(by["mrp_ft"]) else pd.Series(dtype=float)
+        reached = {m: f"{int(d['reached'].sum())}/{len(d)}" for m, d in by.items() if len(d)}
+        out.append({**{k: g[k].iloc[0] for k in keys},
+                    "t_fit": fmt_time(win["t_fit"]), "t_erode": fmt_time(win["t_erode"]), "t_cap": fmt_time(win["t_cap"]),
+                    "SL one/class at t_fit": fmt_mean(win["sl_one_at_fit"], 2, (0, 1)),
+                    "SL single-view at t_fit": fmt_mean(win["acc_single_at_fit"], 2, (0, 1)),
+                    f"SL captured /{total:.0f}, horizon": fmt_mean(by["sl"]["features_captured"], 1, (0, total)),
+                    "SL single-view, horizon": fmt_mean(by["sl"]["acc_single"], 2, (0, 1)),
+                    f"MRP captured /{total:.0f}": fmt_mean(by["mrp"]["features_captured"], 1, (0, total)),
+                    f"MRP+FT captured /{total:.0f}": fmt_mean(by["mrp_ft"]["features_captured"], 1, (0, total)),
+                    "MRP+FT single-view": fmt_mean(by["mrp_ft"]["acc_single"], 2, (0, 1)),
+                    "gap at horizon (paired)": fmt_mean(gap, 2, (-1, 1)),
+                    "runs at horizon (SL, MRP, FT)": ", ".join(reached.values())})
+    return pd.DataFrame(out)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        text = to_md(table(name))
+        print(f"## {name}\n\n{text}\n")
+        (R / f"{name}_table.md").write_text(text + "\n")
