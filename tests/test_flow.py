@@ -92,10 +92,13 @@ def test_run_clocked_follows_an_exact_flow_with_a_clock_per_row():
     c, logs, ts, ns = jax.jit(lambda x: flow.run_clocked(step, x, jnp.zeros((2, 1)), times, 10_000,
                                                          lambda x: x, per_kernel=2))(jnp.ones(2))
     np.testing.assert_allclose(np.asarray(ts), np.broadcast_to(times[:, None], (5, 2)), rtol=1e-6)
-    exact = np.exp(-np.outer(times, np.asarray(a)))
-    # Euler with motion <= delta per step has relative error <= ~delta/2 per unit of a*t
-    np.testing.assert_allclose(np.asarray(logs), exact, rtol=delta * np.outer(times, np.asarray(a)).max() + 1e-6,
-                               atol=1e-3)
+    at = np.outer(times, np.asarray(a))
+    exact, got = np.exp(-at), np.asarray(logs, np.float64)
+    # Euler at relative motion delta per step: log(1 - delta) = -delta - delta^2/2, so the log of
+    # x drifts from -a t by delta/2 per unit of a t (measured 0.998 of it); a 10% margin.
+    big = exact > 1e-10
+    assert np.all(np.abs(np.log(got[big]) - np.log(exact[big])) <= 1.1 * delta * at[big] / 2 + 1e-6)
+    assert np.all(np.abs(got[~big]) < 1e-10)  # decayed rows stay decayed
 
 
 # ---------------------------------------------------------------- validation against plain GD
