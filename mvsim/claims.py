@@ -133,18 +133,23 @@ def _trajectory(rows: pd.DataFrame, method: str) -> pd.DataFrame:
 
 def _first_time(traj: pd.DataFrame, condition: pd.Series) -> float:
     """GD time of traj's first row where condition holds: inf if none (not within the horizon),
-    NaN if there is no trajectory at all (the method was not run)."""
+    NaN if there is no trajectory at all (the method was not run) or if it never holds but the
+    run stopped at train.max_steps before its horizon (unknown, not 'never')."""
     if not len(traj):
         return math.nan
     hit = traj.loc[condition, "gd_time"]
-    return float(hit.min()) if len(hit) else math.inf
+    if len(hit):
+        return float(hit.min())
+    stopped = "reached" in traj.columns and not bool(traj["reached"].iloc[-1])
+    return math.nan if stopped else math.inf
 
 
 def windows(summary: pd.DataFrame, L: int = 2) -> pd.DataFrame:
     """The GD-time windows of each (grid_point, seed), from the summary's sl and mrp rows.
 
     summary: rows of grid points sharing L (features per class); k = features_total / L.
-    Columns (GD times; np.inf = not within the horizon, NaN = the method was not run):
+    Columns (GD times; np.inf = not within the horizon, NaN = the method was not run, or stopped
+    at train.max_steps before its horizon without the event):
       t_fit    first SL gd_time with acc_train >= THRESHOLDS sl_fits (0.99),
       t_erode  first SL gd_time >= t_fit with classes_one_captured < k/2 or acc_single >= the
                sl_single_view_at_fit line (0.75 at L = 2); inf: the window is open at the horizon;

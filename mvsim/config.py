@@ -80,7 +80,8 @@ class MrpConfig:
     mask_keep: float = param(0.5, "probability that a patch is kept (not masked)", lo=0.0, hi=1.0,
                              lo_open=True, hi_open=True)
     masks: str = param("expected", "loss over masks: its exact expectation (closed form), or a fresh "
-                       "Bernoulli mask every step", choices=("expected", "fresh"))
+                       "Bernoulli mask every step (stochastic GD: meant for plain GD steps; the adaptive "
+                       "step reads the masks' noise as error and shrinks)", choices=("expected", "fresh"))
     target: str = param("data2vec", "what the decoder predicts", choices=("data2vec", "mae"))
     teacher: str = param("stopgrad", "data2vec teacher: stop-gradient copy or EMA of the student",
                          choices=("stopgrad", "ema"))
@@ -91,7 +92,7 @@ class MrpConfig:
     decoder_init: float = param(1.0, "initial decoder scale b (diag) or b * identity (full)")
     decoder_lr: float = param(0.0, "decoder's rate against the kernels' (dB/dt = -decoder_lr dL/dB; 0: fixed)",
                               lo=0.0)
-    step: str = param("per_kernel", "kernel steps: per-kernel normalised with per-kernel GD clocks (exact only "
+    step: str = param("per_kernel", "kernel steps: per-kernel adaptive with per-kernel GD clocks (exact only "
                       "for a fixed diagonal decoder and a stop-gradient data2vec teacher), the global adaptive "
                       "step, or plain GD at train.lr", choices=("per_kernel", "adaptive", "gd"))
     norm_cap: float = param(2.0, "kernel norms are projected onto a ball of this radius, in units of net.varrho "

@@ -147,7 +147,7 @@ def run_ensemble(key, D: Data, cfg: Config):
 
     evals = _evaluate_stack(logits, D, cfg)
     loss = jax.vmap(lambda lg: nets.cross_entropy(lg, D.train.y))(logits[0])
-    rec = summarize({**tables, **evals, "loss": loss}, t.max(axis=0), n.max(axis=0), cfg)
+    rec = summarize({**tables, **evals, "loss": loss}, t.min(axis=0), n.max(axis=0), cfg)  # reached when all members are
     return rec, logits[0][-1]
 
 

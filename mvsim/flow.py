@@ -49,6 +49,7 @@ class Clocked(NamedTuple):
     h: jax.Array  # the step the controller proposes next (before clipping to a checkpoint)
     dt: jax.Array  # the last step taken (0 before the first)
     g: object  # the gradient at the last step's start (for the error estimate)
+    lo: jax.Array  # the rounding error of t: GD time is t + lo (float32 alone stalls at t ~ 1e9)
 
 
 # ---------------------------------------------------------------- step sizes
@@ -72,25 +73,25 @@ def _norm(a):
     return jnp.where(top > 0, top * jnp.linalg.norm(a / safe[:, None], axis=-1), 0.0)
 
 
-def gd_dt(lr, t, target):
-    """Plain GD: dt = lr, clipped to land on `target`."""
-    return jnp.minimum(lr, target - t)
+def gd_dt(lr, left):
+    """Plain GD: dt = lr, clipped to land on the checkpoint `left` GD time away."""
+    return jnp.minimum(lr, left)
 
 
-def controlled_dt(speed, err, h_prev, dt_prev, delta, dt_max, t, target):
+def controlled_dt(speed, err, h_prev, dt_prev, delta, dt_max, left):
     """Next step (dt, proposal h) of the adaptive rule; arrays are () or per row (R,).
 
     speed: relative speed ||g_r|| / ||w_r|| now (fastest row for a global clock); err: the last
     step's relative local error dt_prev/2 ||g_r - g_r,prev|| / ||w_r|| (0 before the first step).
     The proposal is the largest step with motion <= delta x norm, error <= delta^2 x norm (the
     Euler error grows like dt^2, hence the square root), at most 2x the last proposal and
-    dt_max. The step taken is the proposal clipped to land on `target`.
+    dt_max. The step taken is the proposal clipped to land on the checkpoint `left` GD time away.
     """
     h = jnp.where(speed > 0, delta / jnp.maximum(speed, 1e-30), dt_max)
     h = jnp.where(err > 0, jnp.minimum(h, dt_prev * jnp.sqrt(delta**2 / jnp.maximum(err, 1e-30))), h)
     h = jnp.where(dt_prev > 0, h, delta * h)  # no error estimate yet: start with motion delta^2
     h = jnp.minimum(jnp.minimum(h, 2.0 * h_prev), dt_max)
-    return jnp.maximum(jnp.minimum(h, target - t), 0.0), h
+    return jnp.maximum(jnp.minimum(h, left), 0.0), h
 
 
 def step_error(p, g, g_prev, dt_prev, floor):
@@ -119,9 +120,21 @@ def at_rest(p, g, g_prev, dt_prev, delta, floor, cap):
     return on_cap & (dt_prev > 0) & (gn < gpn) & (change > 0) & (dist < delta**2)
 
 
-def advance(t, dt, target):
-    """t + dt, set exactly to target when dt was clipped to reach it (no float drift)."""
-    return jnp.where(dt >= target - t, target, t + dt)
+def left(c: Clocked, target):
+    """GD time from the clock to `target`, with the clock's rounding error (() or (R,))."""
+    return (target - c.t) - c.lo
+
+
+def advance(t, lo, dt, target):
+    """(t, lo) + dt as a compensated float32 sum (GD time t + lo), set exactly to (target, 0)
+    when dt was clipped to reach it. Plain float32 would add nothing at t = 3e9 for dt = 100."""
+    s = t + dt
+    bp = s - t
+    lo = lo + ((t - (s - bp)) + (dt - bp))  # the part of dt that s did not keep (two-sum)
+    t_new = s + lo
+    lo = lo - (t_new - s)
+    done = dt >= (target - t) - lo
+    return jnp.where(done, target, t_new), jnp.where(done, 0.0, lo)
 
 
 # ---------------------------------------------------------------- projected steps (norm cap)
@@ -130,8 +143,6 @@ def advance(t, dt, target):
 def tangent(W, g, cap):
     """The gradient seen by projected GD on the ball ||w_r|| <= cap: for rows on the sphere whose
     descent direction points outward, the outward (radial) part is removed. cap = 0: no ball."""
-    if cap is None:
-        return g
     w2 = jnp.sum(W * W, axis=-1, keepdims=True)
     radial = jnp.sum(g * W, axis=-1, keepdims=True)
     on = (cap > 0) & (w2 >= (cap * (1 - 1e-4)) ** 2) & (radial < 0)
@@ -166,7 +177,7 @@ def run_clocked(step: Callable, state, grad0, times: np.ndarray, max_steps: int,
     (len(times),) or (len(times), R), steps at each log).
     """
     t0 = jnp.zeros((per_kernel,) if per_kernel else ())
-    c = Clocked(state, t0, jnp.asarray(0, jnp.int32), t0 + dt_max, t0, grad0)
+    c = Clocked(state, t0, jnp.asarray(0, jnp.int32), t0 + dt_max, t0, grad0, t0)
     target_of = jnp.asarray(times, jnp.float32)
 
     def reach(c, target):

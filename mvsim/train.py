@@ -22,13 +22,14 @@ def _dt(cfg: Config, rule: str, c: flow.Clocked, speed, err, target):
     speed and err are () for one clock or (R,) per kernel)."""
     tr = cfg.train
     if rule == "gd":
-        dt = flow.gd_dt(tr.lr, c.t, target)
+        dt = flow.gd_dt(tr.lr, flow.left(c, target))
         return dt, c.h
-    return flow.controlled_dt(speed, err, c.h, c.dt, tr.delta, tr.dt_max, c.t, target)
+    return flow.controlled_dt(speed, err, c.h, c.dt, tr.delta, tr.dt_max, flow.left(c, target))
 
 
 def _next(c: flow.Clocked, state, dt, h, g, target) -> flow.Clocked:
-    return flow.Clocked(state, flow.advance(c.t, dt, target), c.n + 1, h, dt, g)
+    t, lo = flow.advance(c.t, c.lo, dt, target)
+    return flow.Clocked(state, t, c.n + 1, h, dt, g, lo)
 
 
 # ---------------------------------------------------------------- supervised learning (P0)
@@ -134,11 +135,12 @@ def train_mrp(params, key, pre: Dataset, cfg: Config, times, log):
         dt, h = _dt(cfg, "adaptive", cl, speed, err, target)
         rest = flow.at_rest(params["W"], g, cl.g, cl.dt, cfg.train.delta, floor, cap)
         W = flow.project(params["W"] - jnp.where(rest, 0.0, dt)[:, None] * g, cap)
-        # A resting kernel jumps to the target unmoved and keeps the last real step's memory.
-        jump = jnp.maximum(target - cl.t, 0.0)
-        return flow.Clocked(({**params, "W": W}, W), flow.advance(cl.t, jnp.where(rest, jump, dt), target),
-                            cl.n + 1, jnp.where(rest, cl.h, h), jnp.where(rest, cl.dt, dt),
-                            jnp.where(rest[:, None], cl.g, g))
+        # A resting kernel jumps to the target unmoved and keeps the last real step's memory. A
+        # kernel already at the target (dt = 0) restarts its controller at the next checkpoint.
+        jump = jnp.maximum(flow.left(cl, target), 0.0)
+        t, lo = flow.advance(cl.t, cl.lo, jnp.where(rest, jump, dt), target)
+        return flow.Clocked(({**params, "W": W}, W), t, cl.n + 1, jnp.where(rest, cl.h, h),
+                            jnp.where(rest, cl.dt, dt), jnp.where(rest[:, None], cl.g, g), lo)
 
     def global_step(cl: flow.Clocked, target):
         params, teacher_W = cl.state

@@ -71,6 +71,17 @@ def test_windows_erode_by_single_view_accuracy_and_at_t_fit_itself():
     assert w["t_erode"] == w["t_fit"] == 10.0  # an empty window: eroded when it opens
 
 
+def test_windows_unknown_when_a_run_stopped_before_its_horizon():
+    """An MRP run that hit train.max_steps before its horizon without capturing: t_cap is NaN
+    (unknown), not inf (not within the horizon)."""
+    rows = seed_rows(0, mrp=dict(features_captured=[0, 0, 0, 0, 0, 0]))
+    last_mrp = (rows["method"] == "mrp") & (rows["checkpoint"] == 1e4)
+    rows.loc[last_mrp, ["gd_time", "reached"]] = [3000.0, False]
+    assert math.isnan(K.windows(rows, L=2).iloc[0]["t_cap"])
+    rows.loc[last_mrp, "reached"] = True
+    assert K.windows(rows, L=2).iloc[0]["t_cap"] == math.inf
+
+
 def test_windows_inf_when_not_within_the_horizon():
     open_window = K.windows(seed_rows(0, sl=dict(classes_one_captured=8)), L=2).iloc[0]
     assert open_window["t_fit"] == 10.0 and open_window["t_erode"] == math.inf

@@ -35,7 +35,7 @@ def test_row_speed_survives_tiny_gradients():
 
 
 def test_controlled_dt_bounds_motion_error_growth_and_the_checkpoint():
-    kw = dict(delta=0.1, dt_max=1e9, t=0.0, target=1e6)
+    kw = dict(delta=0.1, dt_max=1e9, left=1e6)
     # first step (no error estimate): motion delta^2
     dt, h = flow.controlled_dt(jnp.float32(2.0), 0.0, jnp.float32(1e9), 0.0, **kw)
     assert float(dt) == pytest.approx(0.1 * 0.1 / 2.0)
@@ -48,15 +48,24 @@ def test_controlled_dt_bounds_motion_error_growth_and_the_checkpoint():
     dt, h = flow.controlled_dt(jnp.float32(1e-3), jnp.float32(0.04), jnp.float32(1e3), 1.0, **kw)
     assert float(dt) == pytest.approx(0.5)
     # clipped to land on the checkpoint; the proposal is kept unclipped
-    dt, h = flow.controlled_dt(jnp.float32(1e-3), 0.0, jnp.float32(1e3), 0.0, delta=0.1, dt_max=1e9,
-                               t=9.99, target=10.0)
+    dt, h = flow.controlled_dt(jnp.float32(1e-3), 0.0, jnp.float32(1e3), 0.0, delta=0.1, dt_max=1e9, left=0.01)
     assert float(dt) == pytest.approx(0.01, rel=1e-3) and float(h) > 1.0
 
 
 def test_advance_lands_exactly_on_the_target():
     t = jnp.float32(0.1) + jnp.float32(0.2)
     dt = jnp.float32(1.0) - t
-    assert float(flow.advance(t, dt, jnp.float32(1.0))) == 1.0
+    t1, lo = flow.advance(t, jnp.float32(0.0), dt, jnp.float32(1.0))
+    assert float(t1) == 1.0 and float(lo) == 0.0
+
+
+def test_the_clock_keeps_small_steps_at_large_times():
+    """Regression: a float32 clock at t = 3e9 added nothing for dt = 100 (spacing 256): the
+    compensated sum keeps every step, so 1,000 steps of 100 reach 3e9 + 1e5."""
+    def body(i, c):
+        return flow.advance(*c, jnp.float32(100.0), jnp.float32(1e10))
+    t, lo = jax.lax.fori_loop(0, 1000, body, (jnp.float32(3e9), jnp.float32(0.0)))
+    assert float(t) + float(lo) == pytest.approx(3e9 + 1e5, abs=300)  # one float32 spacing
 
 
 def test_projected_step_keeps_the_norm_and_moves_along_the_sphere():
@@ -86,8 +95,9 @@ def test_run_clocked_follows_an_exact_flow_with_a_clock_per_row():
         g = (a * x)[:, None]
         speed = flow.row_speed(x[:, None], g, 1e-12)
         err = flow.step_error(x[:, None], g, c.g, c.dt, 1e-12)
-        dt, h = flow.controlled_dt(speed, err, c.h, c.dt, delta, 1e9, c.t, target)
-        return flow.Clocked(x - dt * g[:, 0], flow.advance(c.t, dt, target), c.n + 1, h, dt, g)
+        dt, h = flow.controlled_dt(speed, err, c.h, c.dt, delta, 1e9, flow.left(c, target))
+        t, lo = flow.advance(c.t, c.lo, dt, target)
+        return flow.Clocked(x - dt * g[:, 0], t, c.n + 1, h, dt, g, lo)
 
     c, logs, ts, ns = jax.jit(lambda x: flow.run_clocked(step, x, jnp.zeros((2, 1)), times, 10_000,
                                                          lambda x: x, per_kernel=2))(jnp.ones(2))
@@ -129,8 +139,10 @@ def _lams(method: str, cfg, times, seeds: int):
 @functools.lru_cache(maxsize=None)
 def _reference(method, reference, times, seeds):
     """Plain GD's Lambda, computed once per module (the MRP one takes 10,000 steps)."""
-    return _lams(method, C.with_values(TINY, {**dict(reference), "train.max_steps": 50_000}),
-                 np.asarray(times), seeds)[0]
+    lam, n = _lams(method, C.with_values(TINY, {**dict(reference), "train.max_steps": 50_000}),
+                   np.asarray(times), seeds)
+    assert n[:, -1].max() < 50_000, "the plain-GD reference must reach its times"
+    return lam
 
 
 def _compare(method, reference, shortcuts, times, seeds):
