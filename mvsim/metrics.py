@@ -21,18 +21,6 @@ def lam_mrp(W, V, k: int, L: int):
     return (W @ V[: k * L].T).max(axis=0).reshape(k, L)
 
 
-def capture_stats(lam_final, lam_init, threshold) -> dict:
-    """Captured-feature counts of one model: lam_final, lam_init (k, L)."""
-    captured = lam_final >= threshold
-    per_class = captured.sum(axis=1)
-    return {
-        "features_total": jnp.asarray(lam_final.size, jnp.int32),
-        "features_captured": captured.sum().astype(jnp.int32),
-        "classes_all_captured": (per_class == lam_final.shape[1]).sum().astype(jnp.int32),
-        "classes_one_captured": (per_class == 1).sum().astype(jnp.int32),
-    }
-
-
 def lottery_agreement(lam_final, lam_init):
     """Share of classes whose strongest feature at the end is the strongest at initialisation."""
     return jnp.mean(jnp.argmax(lam_final, axis=1) == jnp.argmax(lam_init, axis=1))

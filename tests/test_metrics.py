@@ -50,19 +50,27 @@ def test_lam_mrp_maxes_over_all_kernels():
     np.testing.assert_allclose(lam, -np.ones((k, L)))
 
 
-def test_capture_stats_counts():
-    lam = jnp.asarray([[1.0, 0.1], [0.7, 0.8], [0.0, 0.2], [0.6, 0.59]])
-    out = metrics.capture_stats(lam, jnp.zeros_like(lam), 0.6)  # 0.6 itself counts (>=)
-    expected = {"features_total": 8, "features_captured": 4, "classes_all_captured": 1,
-                "classes_one_captured": 2}
-    assert set(out) == set(expected)
-    for key, value in expected.items():
-        assert int(out[key]) == value, key
-        assert out[key].dtype == jnp.int32, key
-    L3 = jnp.asarray([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    out = metrics.capture_stats(L3, L3, 0.5)
-    assert [int(out[k]) for k in ("features_total", "features_captured", "classes_all_captured",
-                                  "classes_one_captured")] == [9, 6, 1, 1]
+def test_feature_table_purity_and_detector_counts():
+    """Hand-built kernels over k = 2 classes of L = 2 orthonormal features (V = identity):
+    kernel 0 = 2 v0 + 0.5 v2 (a detector of v0: cross 0.25), kernel 1 = 1.2 v1 + 1.2 v3 (a mixture
+    of two classes: cross 1), kernel 2 = 1.5 v2 + 1.5 v3 (class 1's two features: mix 1, cross 0)."""
+    V = jnp.eye(4)
+    W = jnp.asarray([[2.0, 0.0, 0.5, 0.0], [0.0, 1.2, 0.0, 1.2], [0.0, 0.0, 1.5, 1.5]])
+    allowed = jnp.ones((3, 4), bool)
+    t = metrics.feature_table(W, V, allowed, 2)
+    np.testing.assert_allclose(t["lam"], [[2.0, 1.2], [1.5, 1.5]])
+    np.testing.assert_allclose(t["cross"], [[0.25, 1.0], [0.0, 0.0]])
+    np.testing.assert_allclose(t["mix"], [[0.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_allclose(t["purity"], [[2.0 / np.hypot(2.0, 0.5), 1 / np.sqrt(2)],
+                                             [1 / np.sqrt(2), 1 / np.sqrt(2)]], rtol=1e-6)
+    np.testing.assert_allclose(t["lam"], metrics.lam_mrp(W, V, 2, 2))  # Lambda as defined
+    out = metrics.detector_stats(t, threshold=1.0, purity_max=0.5)
+    expected = {"features_total": 4, "features_captured": 3, "features_reached": 4,
+                "classes_all_captured": 1, "classes_one_captured": 1}
+    assert {key: int(v) for key, v in out.items()} == expected
+    # SL: a class's features may only be served by its own kernels
+    sl = metrics.feature_table(W[:2], V, metrics.sl_allowed(2, 1, 2), 2)
+    np.testing.assert_allclose(sl["lam"], [[2.0, 0.0], [0.0, 1.2]])  # kernel 1 is class 1's
 
 
 def test_lottery_agreement():
