@@ -37,7 +37,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
-from mvsim import experiment, train  # noqa: E402
+from mvsim import experiment, regime, train  # noqa: E402
 
 
 def nolog(*_):
@@ -120,13 +120,17 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk", type=int, default=2, help="seeds vmapped together (default 2)")
     p.add_argument("--max-steps", type=int, help="cap every method at K steps (train.max_steps; cheap runs)")
+    p.add_argument("--k", type=int, help="carry the default to k classes by mvsim/regime.py first")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the default config")
     p.add_argument("--out", help="JSON results file; this script writes its section 'steps'")
     a = p.parse_args(argv)
     values = dict(kv.split("=", 1) for kv in a.set)
     if a.max_steps:
         values["train.max_steps"] = a.max_steps
-    cfg = C.with_values(C.Config(), values)
+    base = regime.at_k(C.Config(), a.k) if a.k else C.Config()
+    if a.k:
+        values["data.k"] = a.k
+    cfg = C.with_values(base, values)
 
     common.log(f"steps: mvsim {TREE}, jax {jax.__version__} on {jax.devices()[0]}, chunk {a.chunk}, "
                f"config default{' + ' + str(values) if values else ''}")

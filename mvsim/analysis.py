@@ -174,33 +174,43 @@ def hitting_times(features: pd.DataFrame, threshold, method: str | None = None, 
     return out[cols]
 
 
-def fit_power_law(t, x, level: float = 0.95) -> dict:
-    """Least-squares fit of log t = a + b log x over pairs with finite positive t and x.
+def fit_line(x, y, level: float = 0.95) -> dict:
+    """Least-squares fit y = a + b x over the pairs where both are finite.
 
     Returns slope b with its `level` Student-t interval (n - 2 degrees of freedom), intercept a,
-    n and r2. Fewer than 3 usable pairs: NaNs. (Theory for the tensor-power race near 0:
-    t ~ x^-(q-2), i.e. b = -(q - 2), with x = Lambda(0).)
-    """
-    t = np.asarray(t, float)
+    n, r2 and the slope's standard error se. Fewer than 3 usable pairs or constant x: NaNs."""
     x = np.asarray(x, float)
-    ok = np.isfinite(t) & np.isfinite(x) & (t > 0) & (x > 0)
-    lt, lx = np.log(t[ok]), np.log(x[ok])
+    y = np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
     n = int(ok.sum())
     nan = dict(slope=math.nan, lo=math.nan, hi=math.nan, intercept=math.nan, n=n, r2=math.nan, se=math.nan)
-    if n < 3 or np.ptp(lx) == 0:
+    if n < 3 or np.ptp(x) == 0:
         return nan
-    xm, tm = lx.mean(), lt.mean()
-    sxx = float(((lx - xm) ** 2).sum())
-    b = float(((lx - xm) * (lt - tm)).sum() / sxx)
-    a = float(tm - b * xm)
-    resid = lt - (a + b * lx)
-    sse = float((resid**2).sum())
-    sst = float(((lt - tm) ** 2).sum())
+    xm, ym = x.mean(), y.mean()
+    sxx = float(((x - xm) ** 2).sum())
+    b = float(((x - xm) * (y - ym)).sum() / sxx)
+    a = float(ym - b * xm)
+    sse = float(((y - (a + b * x)) ** 2).sum())
+    sst = float(((y - ym) ** 2).sum())
     se = math.sqrt(sse / (n - 2) / sxx)
     from scipy.stats import t as student_t  # scipy comes with jax
     half = float(student_t.ppf(0.5 + level / 2, n - 2)) * se
     return dict(slope=b, lo=b - half, hi=b + half, intercept=a, n=n,
                 r2=1.0 - sse / sst if sst > 0 else math.nan, se=se)
+
+
+def fit_power_law(t, x, level: float = 0.95) -> dict:
+    """`fit_line` of log t on log x over pairs with finite positive t and x: t ~ x^slope.
+
+    (Theory for the tensor-power race near 0: t ~ x^-(q-2), i.e. slope -(q - 2), with x = Lambda(0).)
+    """
+    t = np.asarray(t, float)
+    x = np.asarray(x, float)
+    ok = (t > 0) & (x > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return fit_line(np.where(ok, np.log(np.where(ok, x, 1.0)), np.nan),
+                        np.where(ok, np.log(np.where(ok, t, 1.0)), np.nan), level)
 
 
 # ---------------------------------------------------------------- (d) intervals

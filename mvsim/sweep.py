@@ -64,6 +64,10 @@ def parse_args(argv):
                    help="override one config value; repeatable")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="sweep a key over values; repeatable (the product of all grids is run)")
+    p.add_argument("--no-regime", action="store_true",
+                   help="with --set or --grid data.k: keep the config's other values as they are, instead of "
+                        "carrying n_train, n_pretrain, d, sigma_0 and the horizons to that k by the scaling "
+                        "rules (python -m mvsim.regime --rules)")
     p.add_argument("--chunk", type=int, help="seeds per jit(vmap) call (default: chosen from the "
                                              "device's memory and the fastest size measured)")
     p.add_argument("--process-id", type=int, default=int(os.environ.get("MVSIM_PROCESS_ID", 0)),
@@ -120,6 +124,7 @@ class Plan:
     seeds: int
     points: tuple  # (Config of each grid point)
     point_dicts: tuple  # ({grid key: value} of each grid point)
+    note: str = ""  # what the scaling rules changed (empty: nothing)
 
     @property
     def toml(self) -> str:
@@ -127,14 +132,27 @@ class Plan:
         return C.to_toml(self.cfg, self.grid, seeds=self.seeds)
 
 
+def _point(base: C.Config, values: dict, scale_k: bool) -> C.Config:
+    """`base` with dotted `values`; a new data.k carries the other keys by mvsim.regime unless
+    they are set too (or scale_k is False)."""
+    k = C.coerce("data.k", values["data.k"]) if "data.k" in values else base.data.k
+    if scale_k and k != base.data.k:
+        from mvsim import regime
+
+        return regime.at_k(base, k, values)
+    return C.with_values(base, values)
+
+
 def resolve_plan(config=None, values: dict | None = None, grid: dict | None = None,
-                 seeds: int | None = None) -> Plan:
+                 seeds: int | None = None, scale_k: bool = True) -> Plan:
     """The plan of a run; raises ConfigError (one line) if anything is off.
 
     config: None (the default config), a TOML path (its [grid] and [sweep] seeds are used too) or a
     Config. values: {dotted key: value or text} overrides. grid: {dotted key: [values or texts]},
     added to (and replacing keys of) the config file's grid. seeds: None takes the count stored in
-    the config file, else DEFAULT_SEEDS."""
+    the config file, else DEFAULT_SEEDS. scale_k: a data.k in `values` or the grid other than the
+    config's carries n_train, n_pretrain, d, sigma_0 and the horizons to that k (mvsim.regime),
+    except the keys set in `values` or the grid."""
     if isinstance(config, C.Config):
         C.validate(config)
         cfg, stored_grid, stored_seeds = config, {}, None
@@ -142,7 +160,8 @@ def resolve_plan(config=None, values: dict | None = None, grid: dict | None = No
         cfg, stored_grid, stored_seeds = C.load_run_toml(config)
     else:
         cfg, stored_grid, stored_seeds = C.Config(), {}, None
-    cfg = C.with_values(cfg, dict(values or {}))
+    base, values = cfg, dict(values or {})
+    cfg = _point(base, values, scale_k)
     merged = dict(stored_grid)
     for key, vals in (grid or {}).items():
         if isinstance(vals, (str, bytes)) or not hasattr(vals, "__iter__"):
@@ -156,7 +175,22 @@ def resolve_plan(config=None, values: dict | None = None, grid: dict | None = No
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds <= 0:
         raise C.ConfigError(f"--seeds {seeds}: expected a positive number of seeds")
     dicts = grid_points(merged)
-    return Plan(cfg, merged, int(seeds), tuple(C.with_values(cfg, p) for p in dicts), tuple(dicts))
+    points = tuple(_point(base, {**values, **p}, scale_k) for p in dicts)
+    return Plan(cfg, merged, int(seeds), points, tuple(dicts), _regime_note(base, cfg, merged, scale_k))
+
+
+def _regime_note(base: C.Config, cfg: C.Config, grid: dict, scale_k: bool) -> str:
+    if not scale_k:
+        return ""
+    if cfg.data.k != base.data.k:
+        from mvsim import regime
+
+        return (f"data.k = {cfg.data.k}: carried from k = {base.data.k} by the scaling rules (--no-regime "
+                f"keeps the config's values): {regime.describe(base, cfg)}")
+    if any(v != base.data.k for v in grid.get("data.k", [])):
+        return ("grid over data.k: each point carried from k = "
+                f"{base.data.k} by the scaling rules (--no-regime keeps the config's values)")
+    return ""
 
 
 def check_options(chunk=None, process_id: int = 0, num_processes: int = 1) -> None:
@@ -170,7 +204,7 @@ def check_options(chunk=None, process_id: int = 0, num_processes: int = 1) -> No
 def resolve(args) -> Plan:
     """The plan of the command line's run; raises ConfigError if anything is off."""
     plan = resolve_plan(args.config, dict(_split_kv(s, "--set") for s in args.set), parse_grid(args.grid),
-                        args.seeds)
+                        args.seeds, scale_k=not args.no_regime)
     check_options(args.chunk, args.process_id, args.num_processes)
     return plan
 
@@ -501,6 +535,8 @@ def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1,
     prepare_out(out, plan.toml)
     done = store.done_seeds(out)
     work, why = plan_work(plan, devices, chunk, done, process_id, num_processes)
+    if plan.note:
+        log(f"mvsim.sweep: {plan.note}")
     log(f"mvsim.sweep: {len(plan.points)} grid point(s) x {plan.seeds} seeds -> {out}; {why}")
     n_done = sum(len(v) for v in done.values())
     if n_done:
