@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mvsim import config as C
+from mvsim import regime
 from mvsim import tables
 from mvsim.analysis import fit_power_law
 from mvsim.plots import ResultsError, diverged_mask, load_results, mean_ci, wilson_ci
@@ -91,8 +92,9 @@ THRESHOLDS: dict[str, Rule] = {
         "P1: capture by T = poly(k)/eta, i.e. within MRP's horizon: t_cap finite in a majority of seeds."),
     "mrp_in_window": Rule(
         ">=", "every seed", "1/2 of seeds", lambda k, L, q: SEEDS_MAJORITY,
-        "P1 against P0: MRP has all features while SL still has one per class (t_cap <= t_erode, a "
-        "window open at the horizon counting as inf) in a majority of seeds. " + SCALE_NOTE),
+        "P1 against P0: MRP has all features while SL still has one per class (t_cap <= t_erode; a "
+        "window open at SL's horizon counts as inf when t_cap is within it, else the seed is unknown) in a "
+        "majority of seeds. " + SCALE_NOTE),
     "ft_keeps": Rule(
         ">=", "1 (all kept)", "0.95", lambda k, L, q: 0.95,
         "P1: fine-tuning keeps the captured features: min(1, captured after fine-tuning / MRP's "
@@ -121,7 +123,7 @@ THRESHOLDS: dict[str, Rule] = {
 CLAIM_COLUMNS = ["grid_point", "claim", "statement", "measured", "lo", "hi", "expected", "threshold",
                  "verdict", "seeds"]
 WINDOW_COLUMNS = ["grid_point", "seed", "t_fit", "t_erode", "t_cap", "sl_one_at_fit", "acc_single_at_fit",
-                  "agreement_at_fit"]
+                  "agreement_at_fit", "sl_end", "in_window"]
 
 
 # ---------------------------------------------------------------- windows on the GD clock
@@ -156,7 +158,12 @@ def windows(summary: pd.DataFrame, L: int = 2) -> pd.DataFrame:
                NaN when t_fit is inf (SL never fits, so it has no window),
       t_cap    first MRP gd_time with features_captured >= 0.95 features_total,
       sl_one_at_fit, acc_single_at_fit, agreement_at_fit: SL's classes_one_captured / k,
-               acc_single and lottery_agreement at t_fit.
+               acc_single and lottery_agreement at t_fit,
+      sl_end   SL's last logged GD time (its horizon, or where max_steps stopped it),
+      in_window  t_cap <= t_erode: MRP has 95% of the features while SL still has one per class
+               (1.0 / 0.0); NaN when unknown: either time NaN, or SL's window still open at
+               sl_end while t_cap lies past it (SL was not run that long), or MRP never captured
+               while SL's window is still open.
     """
     rows = []
     for (gp, seed), g in summary.groupby(["grid_point", "seed"], sort=True):
@@ -171,8 +178,18 @@ def windows(summary: pd.DataFrame, L: int = 2) -> pd.DataFrame:
         at_fit = sl[sl["gd_time"] == t_fit].head(1)
         one, acc, agree = ((at_fit["classes_one_captured"].iloc[0] / k, at_fit["acc_single"].iloc[0],
                             at_fit["lottery_agreement"].iloc[0]) if len(at_fit) else (math.nan,) * 3)
-        rows.append((gp, seed, t_fit, t_erode, t_cap, one, acc, agree))
+        sl_end = float(sl["gd_time"].max()) if len(sl) else math.nan
+        rows.append((gp, seed, t_fit, t_erode, t_cap, one, acc, agree, sl_end, _in_window(t_cap, t_erode, sl_end)))
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
+
+
+def _in_window(t_cap: float, t_erode: float, sl_end: float) -> float:
+    """1.0 if t_cap <= t_erode, 0.0 if not, NaN if the runs cannot tell (see `windows`)."""
+    if math.isnan(t_cap) or math.isnan(t_erode):
+        return math.nan
+    if math.isinf(t_erode) and not t_cap <= sl_end:
+        return math.nan  # SL's window is open at its horizon, MRP caps later (or never): unknown
+    return float(t_cap <= t_erode)
 
 
 def geometric_mean_ci(times) -> tuple[float, float, float, int, int]:
@@ -292,12 +309,13 @@ def verdict(lo: float, hi: float, threshold: float, sense: str = ">=", seeds: in
 
 def point_config(cfg: C.Config, rows: pd.DataFrame) -> C.Config:
     """The config of the grid point whose rows these are: cfg with the rows' grid-key columns
-    (dotted config keys such as net.q) applied; cfg itself if they do not apply."""
+    (dotted config keys such as net.q) applied as the sweep applied them (`regime.point`: a
+    data.k column carries the other keys to that k); cfg itself if they do not apply."""
     keys = [c for c in rows.columns if c in C.all_keys()]
     values = {c: rows[c].iloc[0].item() if isinstance(rows[c].iloc[0], np.generic) else rows[c].iloc[0]
               for c in keys}
     try:
-        return C.with_values(cfg, values)
+        return regime.point(cfg, values)
     except C.ConfigError:
         return cfg
 
@@ -375,7 +393,7 @@ def _point_claims(p: _Point, s: pd.DataFrame, win: pd.DataFrame, final: pd.DataF
                 f"t_cap = {_fmt_time(t_cap)}", np.isfinite(t_cap), ~np.isnan(t_cap)),
         p.share("mrp_in_window", f"MRP captures before SL's window closes, t_cap <= t_erode (share of the "
                 f"seeds where SL fits); t_cap = {_fmt_time(t_cap)}, t_erode = {_fmt_time(t_erode)}. {SCALE_NOTE}",
-                np.isfinite(t_cap) & (t_cap <= t_erode), ~np.isnan(t_cap) & ~np.isnan(t_erode)),
+                win["in_window"].to_numpy(float) == 1, ~np.isnan(win["in_window"].to_numpy(float))),
         p.mean("ft_keeps", "MRP+FT at its horizon: share of MRP's captured features (at ft_from) still "
                "captured, min(1, after / before)", kept, bounds=(0, 1)),
         p.mean("mrpft_beats_sl_at_fit", f"single-view accuracy, MRP+FT at its horizon minus SL at t_fit, "

@@ -35,11 +35,12 @@ WINDOW_COLOUR = "#BBBBBB"  # SL's lottery window: neutral, so that SL's own 95% 
 
 
 def latest_ft(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of every method but mrp_ft, and mrp_ft's from its latest ft_from only."""
+    """Rows of every method but mrp_ft, and mrp_ft's from its grid point's latest ft_from only."""
     ft = df["method"] == "mrp_ft"
     if not ft.any():
         return df
-    return df[~ft | (df["ft_from"] == df.loc[ft, "ft_from"].max())]
+    latest = df["ft_from"].where(ft).groupby(df["grid_point"]).transform("max")
+    return df[~ft | (df["ft_from"] == latest)]
 
 
 def good_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

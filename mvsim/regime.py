@@ -32,10 +32,13 @@ RULES = {
               "only when the orthonormal features would fill more than half of the space (the rest holds the "
               "noise that SL memorises single-view points with)",
     "net.sigma_0": "x (k_ref/k)^(1/(q-2)): sigma_0^(q-2) ~ 1/k",
-    "train.*_time": "x (sigma_0,ref/sigma_0)^(2q-2), rounded up to 1 or 3 x 10^e, never below the reference: "
-                    "MRP's hitting time with a stop-gradient teacher scales like Lambda(0)^-(2q-2), the slowest "
-                    "law of the methods (SL's is Lambda(0)^-(q-2))",
-    "train.checkpoints": "1 and 3 x 10^e from 1 to the horizon (two per decade, as the default)",
+    "train.mrp_time": "x (sigma_0,ref/sigma_0)^(2q-2), rounded up to 1 or 3 x 10^e, never below the reference: "
+                      "MRP's hitting time with a stop-gradient teacher scales like Lambda(0)^-(2q-2)",
+    "train.sl_time, train.ft_time": "x (sigma_0,ref/sigma_0)^(q-2), rounded up likewise: the cross-entropy "
+                                    "methods' hitting times scale like Lambda(0)^-(q-2); SL's late phase costs "
+                                    "~100 global steps per feature it gains, so running it to MRP's horizon "
+                                    "(k^4 at q = 3) would cost hours at k = 40 on a CPU",
+    "train.checkpoints": "1 and 3 x 10^e from 1 to the longest horizon (two per decade, as the default)",
     "train.ft_from": "MRP's horizon",
     "train.dt_max": "x the horizons' factor (keeps the largest step's share of the horizon)",
     "kept": "data.mu (what training sees of it is N mu / k, set by N), data.s and data.P (the same number of "
@@ -78,29 +81,40 @@ def scaled_sigma_0(sigma_0: float, q: int, k_ref: int, k: int) -> float:
     return sigma_0 * (k_ref / k) ** (1.0 / (q - 2))
 
 
-def time_factor(ref: C.Config, cfg: C.Config) -> float:
-    """How much longer than `ref`'s horizons `cfg`'s must be: MRP's law Lambda(0)^-(2q-2), floored at 1.
-
-    Uses sigma_0 as the scale of Lambda(0) (both grow with sqrt(log(m k)) alike)."""
-    law = ref.net.sigma_0 ** (2 * ref.net.q - 2) / cfg.net.sigma_0 ** (2 * cfg.net.q - 2)
+def time_factor(ref: C.Config, cfg: C.Config, power: str = "mrp") -> float:
+    """How much longer than `ref`'s horizons `cfg`'s must be, by a hitting-time law Lambda(0)^-p
+    (theory.md): p = 2q - 2 for MRP with a stop-gradient teacher ("mrp"), p = q - 2 for the
+    cross-entropy methods, SL and fine-tuning ("sl"). Floored at 1; sigma_0 is the scale of
+    Lambda(0) (both grow with sqrt(log(m k)) alike)."""
+    p = (lambda q: 2 * q - 2) if power == "mrp" else (lambda q: q - 2)
+    law = ref.net.sigma_0 ** p(ref.net.q) / cfg.net.sigma_0 ** p(cfg.net.q)
     return max(1.0, law)
 
 
-def with_horizons(ref: C.Config, cfg: C.Config, keep=(), factor: float | None = None) -> C.Config:
-    """`cfg` with horizons, checkpoints, ft_from and dt_max scaled from `ref` by `factor`
-    (default `time_factor(ref, cfg)`). Keys in `keep` (dotted) are left as they are in `cfg`."""
-    f = time_factor(ref, cfg) if factor is None else factor
+def with_horizons(ref: C.Config, cfg: C.Config, keep=(), slowest: C.Config | None = None) -> C.Config:
+    """`cfg` with horizons, checkpoints, ft_from and dt_max scaled from `ref`: MRP's horizon by
+    MRP's law, SL's and fine-tuning's by SL's, each for the config `slowest` (default `cfg`).
+    Keys in `keep` (dotted) are left as they are in `cfg`."""
+    slowest = cfg if slowest is None else slowest
+    f_mrp, f_sl = time_factor(ref, slowest, "mrp"), time_factor(ref, slowest, "sl")
     tr = ref.train
+
+    def scaled(t, f):
+        return round_time(t * f) if t >= 1 and f > 1 else t
+
     values = {
-        "train.sl_time": round_time(tr.sl_time * f) if tr.sl_time >= 1 else tr.sl_time,
-        "train.mrp_time": round_time(tr.mrp_time * f) if tr.mrp_time >= 1 else tr.mrp_time,
-        "train.ft_time": round_time(tr.ft_time * f) if tr.ft_time >= 1 else tr.ft_time,
-        "train.dt_max": tr.dt_max * f,
+        "train.sl_time": scaled(tr.sl_time, f_sl),
+        "train.mrp_time": scaled(tr.mrp_time, f_mrp),
+        "train.ft_time": scaled(tr.ft_time, f_sl),
+        "train.dt_max": tr.dt_max * f_mrp,
     }
-    horizon = max(values["train.sl_time"], values["train.mrp_time"], values["train.ft_time"])
-    if f > 1:
-        values["train.checkpoints"] = two_per_decade(horizon) if horizon >= 1 else tr.checkpoints
-        values["train.ft_from"] = (values["train.mrp_time"],)
+    values = {key: v for key, v in values.items() if key not in keep}
+    horizon = max(C.get(cfg, "train.sl_time") if "train.sl_time" in keep else values["train.sl_time"],
+                  C.get(cfg, "train.mrp_time") if "train.mrp_time" in keep else values["train.mrp_time"])
+    mrp_time = values.get("train.mrp_time", cfg.train.mrp_time)
+    if f_mrp > 1:
+        values.setdefault("train.checkpoints", two_per_decade(horizon) if horizon >= 1 else tr.checkpoints)
+        values.setdefault("train.ft_from", (mrp_time,))
     return C.with_values(cfg, {key: v for key, v in values.items() if key not in keep})
 
 
@@ -135,9 +149,19 @@ def at_k(cfg: C.Config, k: int, overrides: dict | None = None, grid: dict | None
         points = [C.with_values(new, dict(zip(grid, combo))) for combo in itertools.product(*grid.values())] \
             if grid else [new]
         slowest = max(points, key=lambda p: time_factor(cfg, p))
-        return with_horizons(cfg, new, keep=set(overrides), factor=time_factor(cfg, slowest))
+        return with_horizons(cfg, new, keep=set(overrides), slowest=slowest)
     except C.ConfigError as e:
         raise RegimeError(f"data.k = {k}: the scaling rules give an invalid config: {e}") from None
+
+
+def point(base: C.Config, values: dict, scale_k: bool = True) -> C.Config:
+    """`base` with dotted `values` applied, as the sweep builds a run or a grid point: a data.k
+    other than base's carries the keys not in `values` to that k by the rules (unless scale_k
+    is False)."""
+    k = C.coerce("data.k", values["data.k"]) if "data.k" in values else base.data.k
+    if scale_k and k != base.data.k:
+        return at_k(base, k, values)
+    return C.with_values(base, values)
 
 
 def changes(old: C.Config, new: C.Config) -> dict:

@@ -33,6 +33,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from mvsim import config as C
+from mvsim import regime
 
 DEFAULT_SEEDS = 16
 STOP_AFTER_CHUNKS = "MVSIM_STOP_AFTER_CHUNKS"
@@ -132,17 +133,6 @@ class Plan:
         return C.to_toml(self.cfg, self.grid, seeds=self.seeds)
 
 
-def _point(base: C.Config, values: dict, scale_k: bool) -> C.Config:
-    """`base` with dotted `values`; a new data.k carries the other keys by mvsim.regime unless
-    they are set too (or scale_k is False)."""
-    k = C.coerce("data.k", values["data.k"]) if "data.k" in values else base.data.k
-    if scale_k and k != base.data.k:
-        from mvsim import regime
-
-        return regime.at_k(base, k, values)
-    return C.with_values(base, values)
-
-
 def resolve_plan(config=None, values: dict | None = None, grid: dict | None = None,
                  seeds: int | None = None, scale_k: bool = True) -> Plan:
     """The plan of a run; raises ConfigError (one line) if anything is off.
@@ -161,7 +151,7 @@ def resolve_plan(config=None, values: dict | None = None, grid: dict | None = No
     else:
         cfg, stored_grid, stored_seeds = C.Config(), {}, None
     base, values = cfg, dict(values or {})
-    cfg = _point(base, values, scale_k)
+    cfg = regime.point(base, values, scale_k)
     merged = dict(stored_grid)
     for key, vals in (grid or {}).items():
         if isinstance(vals, (str, bytes)) or not hasattr(vals, "__iter__"):
@@ -171,11 +161,14 @@ def resolve_plan(config=None, values: dict | None = None, grid: dict | None = No
             raise C.ConfigError(f"--grid {key}: empty grid (expected {key}=v1,v2,...)")
         merged[key] = vals
     merged = {key: [C.coerce(key, v) for v in vals] for key, vals in merged.items()}
+    if not scale_k and len(set(merged.get("data.k", [base.data.k]))) > 1:
+        raise C.ConfigError("--no-regime with a grid over data.k: a results directory reads its grid points "
+                            "through the scaling rules; run each k separately with --set data.k=K --no-regime")
     seeds = seeds if seeds is not None else (stored_seeds or DEFAULT_SEEDS)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds <= 0:
         raise C.ConfigError(f"--seeds {seeds}: expected a positive number of seeds")
     dicts = grid_points(merged)
-    points = tuple(_point(base, {**values, **p}, scale_k) for p in dicts)
+    points = tuple(regime.point(base, {**values, **p}, scale_k) for p in dicts)
     return Plan(cfg, merged, int(seeds), points, tuple(dicts), _regime_note(base, cfg, merged, scale_k))
 
 
@@ -183,8 +176,6 @@ def _regime_note(base: C.Config, cfg: C.Config, grid: dict, scale_k: bool) -> st
     if not scale_k:
         return ""
     if cfg.data.k != base.data.k:
-        from mvsim import regime
-
         return (f"data.k = {cfg.data.k}: carried from k = {base.data.k} by the scaling rules (--no-regime "
                 f"keeps the config's values): {regime.describe(base, cfg)}")
     if any(v != base.data.k for v in grid.get("data.k", [])):

@@ -72,10 +72,10 @@ def to_tables(records, seeds, cfg: Config, point: dict, grid_point: int):
 
 
 def last(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each method's row at its horizon (for mrp_ft: fine-tuned from the latest MRP time)."""
+    """Each method's row at its horizon (for mrp_ft: fine-tuned from its grid point's latest MRP time)."""
     rows = summary[summary["is_last"]]
     ft = rows["method"] == "mrp_ft"
     if ft.any():
-        latest = rows.loc[ft, "ft_from"].max()
+        latest = rows["ft_from"].where(ft).groupby(rows["grid_point"]).transform("max")
         rows = rows[~ft | (rows["ft_from"] == latest)]
     return rows.reset_index(drop=True)

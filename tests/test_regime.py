@@ -29,12 +29,14 @@ def test_rules_follow_the_theory_and_give_valid_configs(k, q):
     assert d.mu == ref.data.mu and d.s == ref.data.s and d.P == ref.data.P and cfg.net.m == ref.net.m
     # room for the orthonormal features and as much again for the noise, d kept when it suffices
     assert d.d >= 2 * k * d.L and (d.d == ref.data.d or d.d < 2 * k * d.L + 64)
-    # horizons: MRP's hitting-time law Lambda(0)^-(2q-2), never shorter than the reference
-    law = (ref.net.sigma_0 / cfg.net.sigma_0) ** (2 * q - 2)
-    for t in (cfg.train.sl_time, cfg.train.mrp_time, cfg.train.ft_time):
-        assert t >= ref.train.sl_time * max(1.0, law) * (1 - 1e-9) and t <= 10 / 3 * 1.000001 * ref.train.sl_time * max(1, law)  # next 1 or 3 x 10^e
-    assert cfg.train.checkpoints[-1] == cfg.train.sl_time and cfg.train.ft_from == (cfg.train.mrp_time,) \
-        or law <= 1
+    # horizons: MRP's by its hitting-time law Lambda(0)^-(2q-2), SL's and fine-tuning's by theirs,
+    # Lambda(0)^-(q-2); never shorter than the reference, rounded up to the next 1 or 3 x 10^e
+    ratio = ref.net.sigma_0 / cfg.net.sigma_0
+    for t, law in ((cfg.train.mrp_time, ratio ** (2 * q - 2)), (cfg.train.sl_time, ratio ** (q - 2)),
+                   (cfg.train.ft_time, ratio ** (q - 2))):
+        assert 1e10 * max(1.0, law) * (1 - 1e-9) <= t <= 1e10 * max(1.0, law) * 10 / 3 * 1.000001
+    if ratio > 1:
+        assert cfg.train.checkpoints[-1] == cfg.train.mrp_time and cfg.train.ft_from == (cfg.train.mrp_time,)
 
 
 def test_k_ref_is_a_fixed_point_and_the_rules_compose():

@@ -22,6 +22,7 @@ import numpy as np
 from hypothesis import Phase, example, given, settings, strategies as st
 
 from mvsim import config as C
+from mvsim import regime as R
 from mvsim.experiment import make_run, seed_keys
 
 SEEDS = 6
@@ -107,6 +108,27 @@ def test_predictions_hold_in_the_regime(values):
     if cfg.data.n_train * cfg.data.mu >= 7:
         mem = sl["mem_single"][np.isfinite(sl["mem_single"])]
         assert len(mem) >= SEEDS // 2 and np.mean(mem) - slack(mem) > 0
+
+
+# One larger k: the small regime carried to k = 16 by the scaling rules (N = 1010, sigma_0 =
+# 0.0031, MRP's horizon 3e12). SL's horizon only has to pass its fit, as in small.toml: SL's
+# hitting-time law sigma_0^-(q-2) makes that k/5 times later.
+K16 = R.at_k(SMALL, 16, {"train.sl_time": R.round_time(SMALL.train.sl_time * 16 / SMALL.data.k)})
+
+
+def test_predictions_hold_at_k16():
+    rec = run(K16)
+    assert not any(rec[m]["diverged"].any() for m in ("sl", "mrp", "mrp_ft"))
+    sl, mrp, ft = at_fit(rec["sl"]), final(rec["mrp"]), final(rec["mrp_ft"])
+    assert holds_at_most(share(sl, "features_captured", K16), 0.75)
+    assert holds_at_least(share(sl, "classes_one_captured", K16), 0.5)
+    assert holds_at_least(sl["lottery_agreement"], 0.85)
+    assert holds_at_least(share(mrp, "features_captured", K16), 0.95)
+    assert holds_at_least(share(ft, "features_captured", K16), 0.95)
+    assert holds_at_least(sl["acc_multi"], 0.95)
+    assert holds_at_least(ft["acc_single"], 0.9)
+    assert holds_at_most(sl["acc_single"], 0.75)
+    assert holds_at_least(ft["acc_single"] - sl["acc_single"], 0.2)
 
 
 def test_pretrained_features_alone_carry_single_view_accuracy():
