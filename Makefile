@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean
+.PHONY: run test bench bench-k study install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,22 @@ bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py --chunks 1,2 --seeds 2 $$against --out benchmarks/results.new.json
 	$(PY) benchmarks/report.py benchmarks/results.new.json
 	mv benchmarks/results.new.json benchmarks/results.json
+
+# Cost per step and FLOP/s at each k of the study (30 steps per method, one seed), into
+# benchmarks/results_k.json (one section per k).
+bench-k: $(STAMP)
+	for k in 10 20 40 80; do \
+	  $(PY) benchmarks/steps.py --k $$k --chunk 1 --max-steps 30 --out benchmarks/results_k$$k.json || exit 1; \
+	done
+
+# The k study (docs/results.md, "Toward large k"): one sweep per k and the (k, q, sigma_0) map, then
+# the tables and figures in results/scaling. Hours on a 2-core CPU; each sweep resumes if interrupted.
+study: $(STAMP)
+	for name in k20 k40 k80 map_k10_q3 map_k10_q4 map_k20_q3 map_k20_q4; do \
+	  $(PY) -m mvsim.sweep --config experiments/$$name.toml --out results/$$name || exit 1; \
+	done
+	$(PY) -m mvsim.scaling --study results/default results/k20 results/k40 results/k80 \
+	  --map results/map_k10_q3 results/map_k10_q4 results/map_k20_q3 results/map_k20_q4 --out results/scaling
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis

@@ -10,7 +10,7 @@ noise) and every example runs SEEDS seeds under one vmap.
 
 Tolerance: a prediction "mean >= c" (or "<= c") is rejected only when the one-sided 99%
 t-interval over seeds lies entirely on the wrong side of c, so the allowed slack is
-t_{0.99, S-1} * sd / sqrt(S): it comes from the seed count and the spread, not from tuning.
+t99(S - 1) * sd / sqrt(S): it comes from the seed count and the spread, not from tuning.
 """
 
 from __future__ import annotations
@@ -26,13 +26,17 @@ from mvsim import regime as R
 from mvsim.experiment import make_run, seed_keys
 
 SEEDS = 6
-T99 = {5: 3.365, 7: 2.998, 15: 2.602}[SEEDS - 1]  # one-sided 99% Student t quantile, S - 1 degrees of freedom
+def t99(dof: int) -> float:
+    """One-sided 99% Student t quantile (3.365 at 5 degrees of freedom, 4.541 at 3)."""
+    from scipy.stats import t  # scipy comes with jax
+
+    return float(t.ppf(0.99, dof))
 SMALL, _ = C.load_toml(Path(__file__).with_name("small.toml"))
 
 
 def slack(values) -> float:
     values = np.asarray(values, float)
-    return T99 * values.std(ddof=1) / np.sqrt(len(values))
+    return t99(len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
 
 
 def holds_at_least(values, bound) -> bool:
@@ -77,9 +81,10 @@ regime = st.fixed_dictionaries({
 })
 
 
-# The small regime's own values (the default mechanism) always run, beside two drawn examples.
+# The small regime's own values (the default mechanism) always run, beside one drawn example
+# (the suite's budget also holds the k = 16 point below).
 # No shrinking: each example costs ~30 s, and a failing example is reported as drawn.
-@settings(max_examples=2, derandomize=True, phases=[Phase.explicit, Phase.generate])
+@settings(max_examples=1, derandomize=True, phases=[Phase.explicit, Phase.generate])
 @given(regime)
 @example({"data.mu": 0.03, "data.rho": 0.05, "data.gamma": 0.01, "mrp.mask_keep": 0.5, "net.sigma_0": 0.01,
           "run.seed": 0})
@@ -110,14 +115,16 @@ def test_predictions_hold_in_the_regime(values):
         assert len(mem) >= SEEDS // 2 and np.mean(mem) - slack(mem) > 0
 
 
-# One larger k: the small regime carried to k = 16 by the scaling rules (N = 1010, sigma_0 =
-# 0.0031, MRP's horizon 3e12). SL's horizon only has to pass its fit, as in small.toml: SL's
-# hitting-time law sigma_0^-(q-2) makes that k/5 times later.
-K16 = R.at_k(SMALL, 16, {"train.sl_time": R.round_time(SMALL.train.sl_time * 16 / SMALL.data.k)})
+# One larger k: the small regime carried to k = 16 by the scaling rules (sigma_0 = 0.0031;
+# horizons SL 1e6, MRP 3e12, fine-tuning 1e5), at sizes that fit the suite's budget: the rules'
+# smallest d = 2kL = 64, N = 400 labelled and unlabelled samples (the rules give 1010; the study,
+# experiments/k*.toml, runs the rules' own N), 4 seeds (the slack grows with t99(3) = 4.54).
+# SL's fit phase costs ~1,100 adaptive steps at k = 16 against ~500 at k = 5, each N P d k m.
+K16 = R.at_k(SMALL, 16, {"data.d": 64, "data.n_train": 400, "data.n_pretrain": 400})
 
 
 def test_predictions_hold_at_k16():
-    rec = run(K16)
+    rec = run(K16, seeds=4)
     assert not any(rec[m]["diverged"].any() for m in ("sl", "mrp", "mrp_ft"))
     sl, mrp, ft = at_fit(rec["sl"]), final(rec["mrp"]), final(rec["mrp_ft"])
     assert holds_at_most(share(sl, "features_captured", K16), 0.75)
@@ -133,9 +140,10 @@ def test_predictions_hold_at_k16():
 
 def test_pretrained_features_alone_carry_single_view_accuracy():
     """P1: the gain comes from the features MRP captured. With the encoder frozen (head-only
-    fine-tuning) MRP features still give high single-view accuracy, far above SL's."""
+    fine-tuning) MRP features still give high single-view accuracy, far above SL's. 4 seeds: its
+    bounds sit far from the measured values (~0.99 and ~+0.4), so the wider slack costs nothing."""
     cfg = C.with_values(SMALL, {"ft.mode": "head"})
-    rec = run(cfg)
+    rec = run(cfg, seeds=4)
     ft, sl = final(rec["mrp_ft"]), at_fit(rec["sl"])
     assert holds_at_least(share(ft, "features_captured", cfg), 0.95)
     assert holds_at_least(ft["acc_single"], 0.9)
