@@ -240,6 +240,7 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
+WIDE_COPIES = 4.5  # (n, P, R) arrays alive at once at the peak: calibrated at k = 80, where they dominate
 MEMORY_KEYS = ("data.n_train", "data.n_pretrain", "data.n_test", "data.P", "data.d", "net.m", "data.k")
 
 
@@ -249,14 +250,17 @@ def bytes_per_seed(cfg: C.Config) -> int:
     * the data sets: train, train with fresh noise, pretraining and two test sets, each (n, P, d),
       three times over (XLA keeps copies of the inputs the methods transform);
     * the widest (n, P, R) pre-activations, R = kernels of the widest model running at once (the MRP
-      encoder, one fine-tuning per train.ft_from, the ensemble's members);
+      encoder, one fine-tuning per train.ft_from, the ensemble's members), WIDE_COPIES times over
+      (activations, their derivatives and gradients live at once);
     * MRP's encoder W logged at every MRP log time (to start fine-tuning from): T_mrp * R * d;
     * the records: per method and log time, the feature tables (4 x k x L) and the scalars, and the
       ensemble's logits on the train and test sets.
 
     Calibrated on XLA's own count (compile().memory_analysis(), temp bytes, chunk 1): 166 MiB for
-    the default config (172 here), 328 MiB with every n doubled (342 here), 168 MiB with net.m
-    doubled (180 here). The data sets dominate."""
+    the default config (194 here), 328 MiB with every n doubled (385 here), 168 MiB with net.m
+    doubled (223 here), 249 MiB at k = 20 (experiments/k20.toml: 323 here) and 2,576 MiB at
+    k = 80 (experiments/k80.toml: 2,544 here; the pre-activations, 300 MiB a copy, fix WIDE_COPIES).
+    The data sets dominate up to k = 20. Chunk 2 doubles each count exactly."""
     from mvsim.experiment import ft_times, mrp_times, sl_times
 
     d, net, tr, ens = cfg.data, cfg.net, cfg.train, cfg.ensemble
@@ -270,7 +274,7 @@ def bytes_per_seed(cfg: C.Config) -> int:
     methods_T = T_sl + T_mrp + n_ft * T_ft + (T_sl * (2 + ens.size) if ens.size else 0)
     records = methods_T * (4 * k * L + 32)
     logits = ens.size * T_sl * (2 * d.n_train + 2 * d.n_test) * k if ens.size else 0
-    floats = 3 * samples * d.P * d.d + d.P * widest + T_mrp * R_pre * d.d + records + logits
+    floats = 3 * samples * d.P * d.d + WIDE_COPIES * d.P * widest + T_mrp * R_pre * d.d + records + logits
     return 4 * floats
 
 
