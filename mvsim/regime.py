@@ -16,7 +16,6 @@ import argparse
 import itertools
 import math
 import sys
-from dataclasses import replace
 
 from mvsim import config as C
 
@@ -108,13 +107,11 @@ def with_horizons(ref: C.Config, cfg: C.Config, keep=(), slowest: C.Config | Non
         "train.ft_time": scaled(tr.ft_time, f_sl),
         "train.dt_max": tr.dt_max * f_mrp,
     }
-    values = {key: v for key, v in values.items() if key not in keep}
-    horizon = max(C.get(cfg, "train.sl_time") if "train.sl_time" in keep else values["train.sl_time"],
-                  C.get(cfg, "train.mrp_time") if "train.mrp_time" in keep else values["train.mrp_time"])
-    mrp_time = values.get("train.mrp_time", cfg.train.mrp_time)
-    if f_mrp > 1:
-        values.setdefault("train.checkpoints", two_per_decade(horizon) if horizon >= 1 else tr.checkpoints)
-        values.setdefault("train.ft_from", (mrp_time,))
+    final = lambda key: values[key] if key not in keep else C.get(cfg, key)  # noqa: E731
+    horizon = max(final("train.sl_time"), final("train.mrp_time"))
+    if f_mrp > 1 and horizon >= 1:
+        values["train.checkpoints"] = two_per_decade(horizon)
+        values["train.ft_from"] = (final("train.mrp_time"),)
     return C.with_values(cfg, {key: v for key, v in values.items() if key not in keep})
 
 
