@@ -48,9 +48,11 @@ def _times(ax, p: pd.DataFrame):
         _errorbar(ax, x, p, t, colour, marker, ls, label)
         none = p[p[t].isna() & (p[f"{t}_inf"] > 0)]
         ax.scatter(none["k"], none["horizon"], marker="^", facecolors="none", edgecolors=colour, s=30)
+    top = np.nanmax(p[["t_fit", "t_erode", "t_cap", "horizon"]].to_numpy(float))
     ax.set(xscale="log", yscale="log", xlabel="k (classes)", ylabel="GD time",
            title="(a) SL's window and MRP's capture time")
-    ax.legend(loc="upper left")
+    ax.set_ylim(top=top * 1e4)  # room for the legend above the data
+    ax.legend(loc="upper left", fontsize=7)
 
 
 def _sl_at_fit(ax, p: pd.DataFrame):
@@ -75,7 +77,7 @@ def _ordered(ax, p: pd.DataFrame):
     _errorbar(ax, x, p, "ordered", method_colour("mrp"), "s", "-", "t_cap <= t_erode")
     _errorbar(ax, x, p, "sl_one_at_cap", method_colour("sl"), "o", "--", "SL: one feature per class at t_cap")
     ax.set(xscale="log", ylim=(-0.03, 1.05), xlabel="k (classes)", ylabel="share",
-           title="(d) MRP done while SL keeps its lottery?")
+           title="(d) MRP done inside SL's window?")
     ax.legend(loc="upper left")
 
 
@@ -90,8 +92,9 @@ def fig_claims(p: pd.DataFrame):
         ax.set_xticks(sorted(set(p["k"])))
         ax.set_xticklabels([str(k) for k in sorted(set(p["k"]))])
         ax.minorticks_off()
-    fig.suptitle(f"The claims as k grows ({int(p['seeds'].min())}-{int(p['seeds'].max())} seeds per k; "
-                 "GD times of SL and MRP compare only up to their losses' scales)")
+    fig.suptitle(f"The claims as k grows ({int(p['seeds'].min())}-{int(p['seeds'].max())} seeds per k, "
+                 "95% intervals)\nGD times of SL and MRP compare only up to the scales of their losses",
+                 fontsize=9)
     return fig
 
 
@@ -105,6 +108,7 @@ def _cell_value(row) -> float:
 
 
 def fig_map(p: pd.DataFrame):
+    p = p.sort_values("seeds", ascending=False).drop_duplicates(["k", "q", "sigma_0"])  # one run per cell
     qs = sorted(set(p["q"]))
     fig, axes = plt.subplots(1, len(qs), figsize=(WIDTH, 2.9), constrained_layout=True, squeeze=False)
     ks, sigmas = sorted(set(p["k"])), sorted(set(p["sigma_0"]))
@@ -121,7 +125,7 @@ def fig_map(p: pd.DataFrame):
         ax.set_yticks(range(len(sigmas)), [f"{s:g}" for s in sigmas])
         ax.set(xlabel="k (classes)", ylabel="sigma_0", title=f"q = {q}: log10(t_cap / t_erode)")
         ax.grid(False)
-    fig.colorbar(im, ax=axes[0, -1], label="log10(t_cap / t_erode) (< 0: inside the window)")
+    fig.colorbar(im, ax=axes[0, -1], label="< 0: MRP inside SL's window")
     return fig
 
 

@@ -117,7 +117,8 @@ def points(seeds: pd.DataFrame) -> pd.DataFrame:
             m, lo, hi, n_inf, _ = _geo(g[t])
             row.update({t: m, f"{t}_lo": lo, f"{t}_hi": hi, f"{t}_inf": n_inf})
         for y in SHARES + ("gap_at_fit", "gap_at_horizon"):
-            row.update(dict(zip((y, f"{y}_lo", f"{y}_hi"), mean_ci(g[y]))))
+            bounds = (-1, 1) if y.startswith("gap") else (0, 1)
+            row.update(dict(zip((y, f"{y}_lo", f"{y}_hi"), mean_ci(g[y], bounds=bounds))))
         known = g["ordered"].dropna()
         row.update(dict(zip(("ordered", "ordered_lo", "ordered_hi"),
                             wilson_ci(int(known.astype(bool).sum()), len(known)))))
