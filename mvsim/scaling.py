@@ -189,8 +189,9 @@ def trends_markdown(tr: pd.DataFrame) -> list[str]:
 def report(study: pd.DataFrame, study_pts: pd.DataFrame, tr: pd.DataFrame, map_pts: pd.DataFrame | None) -> str:
     lines = ["# The claims as k grows", "",
              "Times are GD times (geometric mean [95% CI] over the seeds where they are finite; inf: not "
-             "within the horizon). Shares: mean [95% Student-t CI]; ordered: share of seeds with t_cap <= "
-             f"t_erode [Wilson]. {claims.SCALE_NOTE}", "", "## Study (configs carried to each k by mvsim/regime.py)",
+             "within the horizon). Each time is the first checkpoint where its event holds (checkpoints 1 and "
+             "3 x 10^e), so a seed's time is known to a factor of 3.3 at most. Shares: mean [95% Student-t CI]; "
+             f"ordered: share of seeds with t_cap <= t_erode [Wilson]. {claims.SCALE_NOTE}", "", "## Study (configs carried to each k by mvsim/regime.py)",
              ""] + points_markdown(study_pts) + ["", "## Trends against k (per-seed fits on log2 k)", ""]
     lines += trends_markdown(tr)
     if map_pts is not None and len(map_pts):

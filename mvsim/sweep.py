@@ -66,9 +66,9 @@ def parse_args(argv):
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="sweep a key over values; repeatable (the product of all grids is run)")
     p.add_argument("--no-regime", action="store_true",
-                   help="with --set or --grid data.k: keep the config's other values as they are, instead of "
-                        "carrying n_train, n_pretrain, d, sigma_0 and the horizons to that k by the scaling "
-                        "rules (python -m mvsim.regime --rules)")
+                   help="with --set data.k: keep the config's other values as they are, instead of carrying "
+                        "n_train, n_pretrain, d, sigma_0 and the horizons to that k by the scaling rules "
+                        "(python -m mvsim.regime --rules); a grid over data.k always uses the rules")
     p.add_argument("--chunk", type=int, help="seeds per jit(vmap) call (default: chosen from the "
                                              "device's memory and the fastest size measured)")
     p.add_argument("--process-id", type=int, default=int(os.environ.get("MVSIM_PROCESS_ID", 0)),
