@@ -159,9 +159,10 @@ def windows(summary: pd.DataFrame, L: int = 2) -> pd.DataFrame:
       t_cap    first MRP gd_time with features_captured >= 0.95 features_total,
       sl_one_at_fit, acc_single_at_fit, agreement_at_fit: SL's classes_one_captured / k,
                acc_single and lottery_agreement at t_fit,
-      sl_end   SL's last logged GD time (its horizon, or where max_steps stopped it),
+      sl_end   SL's last checkpoint reached (its horizon, or the last before max_steps stopped it),
       in_window  t_cap <= t_erode: MRP has 95% of the features while SL still has one per class
-               (1.0 / 0.0); NaN when unknown: either time NaN, or SL's window still open at
+               (1.0 / 0.0; also 1.0 when SL fit, its window was still open at sl_end and t_cap <=
+               sl_end); NaN when unknown: either time NaN otherwise, or SL's window still open at
                sl_end while t_cap lies past it (SL was not run that long), or MRP never captured
                while SL's window is still open.
     """
@@ -178,16 +179,21 @@ def windows(summary: pd.DataFrame, L: int = 2) -> pd.DataFrame:
         at_fit = sl[sl["gd_time"] == t_fit].head(1)
         one, acc, agree = ((at_fit["classes_one_captured"].iloc[0] / k, at_fit["acc_single"].iloc[0],
                             at_fit["lottery_agreement"].iloc[0]) if len(at_fit) else (math.nan,) * 3)
-        sl_end = float(sl["gd_time"].max()) if len(sl) else math.nan
-        rows.append((gp, seed, t_fit, t_erode, t_cap, one, acc, agree, sl_end, _in_window(t_cap, t_erode, sl_end)))
+        done = sl[sl["reached"]] if "reached" in sl.columns else sl
+        sl_end = float(done["gd_time"].max()) if len(done) else math.nan
+        rows.append((gp, seed, t_fit, t_erode, t_cap, one, acc, agree, sl_end,
+                     _in_window(t_cap, t_erode, sl_end, t_fit)))
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
 
 
-def _in_window(t_cap: float, t_erode: float, sl_end: float) -> float:
+def _in_window(t_cap: float, t_erode: float, sl_end: float, t_fit: float = 0.0) -> float:
     """1.0 if t_cap <= t_erode, 0.0 if not, NaN if the runs cannot tell (see `windows`)."""
+    open_at_end = math.isfinite(t_fit) and not math.isfinite(t_erode)  # inf, or NaN: stopped at max_steps
+    if open_at_end and t_cap <= sl_end:
+        return 1.0  # SL's window was still open at the last time it reached, after MRP had captured
     if math.isnan(t_cap) or math.isnan(t_erode):
         return math.nan
-    if math.isinf(t_erode) and not t_cap <= sl_end:
+    if math.isinf(t_erode):
         return math.nan  # SL's window is open at its horizon, MRP caps later (or never): unknown
     return float(t_cap <= t_erode)
 
