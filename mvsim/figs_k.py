@@ -118,8 +118,10 @@ def fig_map(p: pd.DataFrame):
             i, j = sigmas.index(row["sigma_0"]), ks.index(row["k"])
             v = _cell_value(row)
             z[i, j] = np.clip(v, -4, 4) if not math.isnan(v) else np.nan
-            text = ("never caps" if v == math.inf else "window open" if v == -math.inf else f"{v:+.1f}")
-            ax.text(j, i, f"{text}\n{row['ordered']:.0%} ordered", ha="center", va="center", fontsize=7)
+            text = ("never caps" if v == math.inf else "window open" if v == -math.inf
+                    else "t_erode unknown" if math.isnan(v) else f"{v:+.1f}")
+            order = "order unknown" if math.isnan(row["ordered"]) else f"{row['ordered']:.0%} ordered"
+            ax.text(j, i, f"{text}\n{order}\n({row['seeds']} seeds)", ha="center", va="center", fontsize=7)
         im = ax.imshow(z, cmap="RdBu_r", vmin=-4, vmax=4, origin="lower", aspect="auto")
         ax.set_xticks(range(len(ks)), [str(k) for k in ks])
         ax.set_yticks(range(len(sigmas)), [f"{s:g}" for s in sigmas])
