@@ -93,8 +93,8 @@ THRESHOLDS: dict[str, Rule] = {
     "mrp_in_window": Rule(
         ">=", "every seed", "1/2 of seeds", lambda k, L, q: SEEDS_MAJORITY,
         "P1 against P0: MRP has all features while SL still has one per class (t_cap <= t_erode; a "
-        "window open at SL's horizon counts as inf when t_cap is within it, else the seed is unknown) in a "
-        "majority of seeds. " + SCALE_NOTE),
+        "window still open at the last checkpoint SL reached counts as inf when t_cap is within it, else the "
+        "seed is unknown) in a majority of seeds. " + SCALE_NOTE),
     "ft_keeps": Rule(
         ">=", "1 (all kept)", "0.95", lambda k, L, q: 0.95,
         "P1: fine-tuning keeps the captured features: min(1, captured after fine-tuning / MRP's "
