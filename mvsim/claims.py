@@ -186,7 +186,7 @@ def windows(summary: pd.DataFrame, L: int = 2) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
 
 
-def _in_window(t_cap: float, t_erode: float, sl_end: float, t_fit: float = 0.0) -> float:
+def _in_window(t_cap: float, t_erode: float, sl_end: float, t_fit: float) -> float:
     """1.0 if t_cap <= t_erode, 0.0 if not, NaN if the runs cannot tell (see `windows`)."""
     open_at_end = math.isfinite(t_fit) and not math.isfinite(t_erode)  # inf, or NaN: stopped at max_steps
     if open_at_end and t_cap <= sl_end:

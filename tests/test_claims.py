@@ -296,11 +296,11 @@ def test_claims_leave_out_diverged_rows():
 
 def test_in_window_is_unknown_when_sl_was_not_run_past_t_cap():
     inf, nan = math.inf, math.nan
-    assert K._in_window(1e3, 1e4, 1e5) == 1.0 and K._in_window(1e5, 1e4, 1e6) == 0.0
-    assert K._in_window(1e3, inf, 1e4) == 1.0  # window open at SL's horizon, MRP done before it
-    assert math.isnan(K._in_window(1e5, inf, 1e4))  # MRP done after SL's horizon: SL's state unknown
-    assert math.isnan(K._in_window(inf, inf, 1e4))  # neither happened
-    assert K._in_window(inf, 1e4, 1e5) == 0.0  # SL eroded, MRP never captured
-    assert math.isnan(K._in_window(nan, 1e4, 1e5)) and math.isnan(K._in_window(1e3, nan, 1e5, t_fit=nan))
+    assert K._in_window(1e3, 1e4, 1e5, 1e2) == 1.0 and K._in_window(1e5, 1e4, 1e6, 1e2) == 0.0
+    assert K._in_window(1e3, inf, 1e4, 1e2) == 1.0  # window open at SL's horizon, MRP done before it
+    assert math.isnan(K._in_window(1e5, inf, 1e4, 1e2))  # MRP done after SL's horizon: SL's state unknown
+    assert math.isnan(K._in_window(inf, inf, 1e4, 1e2))  # neither happened
+    assert K._in_window(inf, 1e4, 1e5, 1e2) == 0.0  # SL eroded, MRP never captured
+    assert math.isnan(K._in_window(nan, 1e4, 1e5, 1e2)) and math.isnan(K._in_window(1e3, nan, 1e5, t_fit=nan))
     # SL stopped at max_steps with its window open (t_erode NaN) after MRP had captured: known
     assert K._in_window(1e3, nan, 1e4, t_fit=1e2) == 1.0 and math.isnan(K._in_window(1e5, nan, 1e4, t_fit=1e2))
