@@ -61,15 +61,15 @@ def inputs(cfg, S: int):
 def step_fns(cfg):
     """jit(vmap) of each method to its horizon: -> (final state, steps at each log time)."""
     def sl(W, D):
-        c, _, _, n = train.train_sl(W, D.train, cfg, experiment.sl_times(cfg), nolog)
+        c, _, _, n, _ = train.train_sl(W, D.train, cfg, experiment.sl_times(cfg), nolog)
         return c.state, n
 
     def mrp(p, k, D):
-        c, _, _, n = train.train_mrp(p, k, D.pre, cfg, experiment.mrp_times(cfg), nolog)
+        c, _, _, n, _ = train.train_mrp(p, k, D.pre, cfg, experiment.mrp_times(cfg), nolog)
         return c.state[0]["W"], n
 
     def ft(W, D):
-        c, _, _, n = train.train_ft(W, D.train, cfg, experiment.ft_times(cfg), nolog)
+        c, _, _, n, _ = train.train_ft(W, D.train, cfg, experiment.ft_times(cfg), nolog)
         return c.state, n
 
     return {name: jax.jit(jax.vmap(f)) for name, f in (("sl", sl), ("mrp", mrp), ("ft", ft))}

@@ -5,7 +5,8 @@
     res.summary, res.features, res.claims
     df = mvsim.load("results/default")           # a results directory's summary (mvsim.store.load)
     f = mvsim.load_features("results/default")   # its Lambda trajectories
-    mvsim.claims(df, f)                          # the theory's predictions with verdicts
+    e = mvsim.load_events("results/default")     # its event times at step resolution
+    mvsim.claims(df, e)                          # the theory's predictions with verdicts
 
 `import mvsim` is light: JAX, pandas and the claims code load on first use.
 """
@@ -16,10 +17,11 @@ import importlib
 import sys
 import types
 
-__all__ = ["simulate", "Results", "load", "load_features", "claims"]
+__all__ = ["simulate", "Results", "load", "load_features", "load_events", "claims"]
 
 _LAZY = {"simulate": ("mvsim.api", "simulate"), "Results": ("mvsim.api", "Results"),
-         "load": ("mvsim.store", "load"), "load_features": ("mvsim.store", "load_features")}
+         "load": ("mvsim.store", "load"), "load_features": ("mvsim.store", "load_features"),
+         "load_events": ("mvsim.store", "load_events")}
 
 
 def __getattr__(name):
@@ -36,7 +38,7 @@ def __dir__():
 
 
 class _Claims:
-    """`mvsim.claims(summary, features=None, cfg=None)` is mvsim.claims.claims; its attributes are the
+    """`mvsim.claims(summary, events, cfg=None)` is mvsim.claims.claims; its attributes are the
     module mvsim.claims's (`mvsim.claims.report(DIR)`), loaded on first use. Setting or deleting an
     attribute does it on the module, and `__dict__` is the module's, so monkeypatching
     "mvsim.claims.report" patches the module."""
@@ -51,8 +53,8 @@ class _Claims:
     def _module():
         return importlib.import_module("mvsim.claims")
 
-    def __call__(self, summary, features=None, cfg=None):
-        return self._module().claims(summary, features, cfg)
+    def __call__(self, summary, events, cfg=None):
+        return self._module().claims(summary, events, cfg)
 
     def __getattr__(self, name):
         return getattr(self._module(), name)

@@ -4,6 +4,7 @@
     res = mvsim.simulate("tests/tiny.toml", seeds=4, data__mu=0.1, grid={"mrp.mask_keep": [0.3, 0.7]})
     res.summary            # one row per (grid point, seed, method, checkpoint), as mvsim.store.load
     res.features           # Lambda_{i,l} over training, as mvsim.store.load_features
+    res.events             # first GD times of feature and fit events, as mvsim.store.load_events
     res.last()             # each method's final row (mvsim.tables.last)
     res.claims             # the theory's predictions with verdicts (mvsim.claims.claims)
 
@@ -27,11 +28,12 @@ from mvsim import store, sweep
 
 @dataclass(frozen=True)
 class Results:
-    """A sweep's results: `summary` and `features` DataFrames (the results directory's tables),
-    the base config, the grid and, when written, the results directory `out`."""
+    """A sweep's results: `summary`, `features` and `events` DataFrames (the results directory's
+    tables), the base config, the grid and, when written, the results directory `out`."""
 
     summary: pd.DataFrame
     features: pd.DataFrame
+    events: pd.DataFrame
     cfg: C.Config
     grid: dict = field(default_factory=dict)
     out: Path | None = None
@@ -47,7 +49,7 @@ class Results:
         """The claims table (mvsim.claims.claims: one row per grid point and prediction, with its verdict)."""
         from mvsim.claims import claims
 
-        return claims(self.summary, self.features, self.cfg)
+        return claims(self.summary, self.events, self.cfg)
 
 
 def _values(set: dict | None, overrides: dict) -> dict:
@@ -85,7 +87,7 @@ def simulate(config=None, seeds: int | None = None, grid: dict | None = None, ou
     if out is not None:
         out = Path(out)
         sweep.execute(plan, out, chunk=chunk, log=log, progress=progress, plots=plots, show_claims=False)
-        return Results(store.load(out), store.load_features(out), plan.cfg, plan.grid, out)
+        return Results(store.load(out), store.load_features(out), store.load_events(out), plan.cfg, plan.grid, out)
 
     devices = sweep.start_jax()
     sweep.check_resources(plan, devices, chunk, log)
@@ -93,11 +95,12 @@ def simulate(config=None, seeds: int | None = None, grid: dict | None = None, ou
     if log:
         log(f"mvsim.simulate: {len(plan.points)} grid point(s) x {plan.seeds} seeds; {why}")
     bar = sweep.progress_bar(sum(len(w.seeds) for w in work), progress)
-    summaries, features = [], []
+    summaries, features, events = [], [], []
     n_diverged = 0
-    for w, s, f in sweep.run_work(plan, work, devices):
+    for w, s, f, e in sweep.run_work(plan, work, devices):
         summaries.append(s)
         features.append(f)
+        events.append(e)
         n_diverged += sweep.diverged_runs(s)
         bar.update(len(w.seeds))
     bar.close()
@@ -105,7 +108,7 @@ def simulate(config=None, seeds: int | None = None, grid: dict | None = None, ou
     summary = _concat(summaries)
     if len(summary):  # the order of mvsim.store.load
         summary = summary.sort_values(["grid_point", "seed", "method"], ignore_index=True)
-    return Results(summary, _concat(features), plan.cfg, plan.grid)
+    return Results(summary, _concat(features), _concat(events), plan.cfg, plan.grid)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -136,6 +136,12 @@ class TrainConfig:
                            lo=0.0, lo_open=True)
     max_steps: int = param(20000, "most steps one training run may take; checkpoints it cannot reach are "
                            "marked unreached", lo=1)
+    sl_rate: float = param(1.0, "SL's rate: dW/dt = -sl_rate grad L (also ensembles and distillation). A loss "
+                           "multiplied by c is the same flow at rate c, with GD times divided by c: the "
+                           "loss-scale convention made explicit", lo=0.0, lo_open=True)
+    mrp_rate: float = param(1.0, "MRP's rate: d(params)/dt = -mrp_rate grad L (see train.sl_rate); the EMA "
+                            "teacher's mrp.ema_time is in GD time and does not scale with it",
+                            lo=0.0, lo_open=True)
     ft_lr: float = param(1.0, "fine-tuning rate of the linear head (dA/dt = -ft_lr dL/dA)", lo=0.0)
     ft_kernel_lr: float = param(1.0, "fine-tuning rate of the kernels (mode = 'full')", lo=0.0)
 

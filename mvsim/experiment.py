@@ -20,6 +20,7 @@ SCALARS = (
     "mem_single", "purity_min", "cross_max", "final_loss", "diverged",
 )
 FEATURE_COLS = ("lam", "purity", "cross", "mix")  # per (checkpoint, class, feature)
+EVENT_COLS = ("ev_reach", "ev_capture", "ev_fit")  # first GD times, at step resolution (see `watcher`)
 
 
 class Data(NamedTuple):
@@ -89,6 +90,29 @@ def summarize(logs, t, n, cfg: Config, lottery=False) -> dict:
     return out
 
 
+def watcher(V, allowed, cfg: Config, y=None):
+    """The event margins of one model (flow.Events): per kernel and feature, reaching the capture line
+    and becoming its detector (`metrics.event_margins`); with labels y, also fitting the training
+    set (accuracy >= metrics.FIT_ACC) from its logits. watch(W (R, d), logits (n, k) or None)."""
+    threshold = cfg.metrics.capture_frac * cfg.net.varrho
+
+    def watch(W, logits=None):
+        out = metrics.event_margins(W, V, allowed, cfg.data.L, threshold, cfg.metrics.purity_max)
+        if y is not None:
+            out["fit"] = metrics.accuracy(logits, y) - metrics.FIT_ACC
+        return out
+    return watch
+
+
+def event_record(events, cfg: Config) -> dict:
+    """First GD times of a model's events: ev_reach, ev_capture (k, L), the earliest kernel's, and
+    ev_fit () (NaN for a model without labels); inf: not within the horizon reached."""
+    k, L = cfg.data.k, cfg.data.L
+    return {"ev_reach": events["reach"].min(axis=0).reshape(k, L),
+            "ev_capture": events["capture"].min(axis=0).reshape(k, L),
+            "ev_fit": events.get("fit", jnp.float32(jnp.nan))}
+
+
 def _sl_tables(W, V, cfg: Config):
     k, m, d = W.shape
     return metrics.feature_table(W.reshape(k * m, d), V, metrics.sl_allowed(k, m, cfg.data.L), cfg.data.L)
@@ -120,8 +144,12 @@ def ft_times(cfg: Config):
 def run_sl(W, D: Data, cfg: Config, teacher_logits=None):
     """The record of one SL model trained from W (distilled from teacher_logits if given).
     Its loss is the cross-entropy on the labels, also for a distilled model."""
-    _, logs, t, n = train.train_sl(W, D.train, cfg, sl_times(cfg), _sl_logger(D, cfg), teacher_logits)
-    return summarize(logs, t, n, cfg, lottery=True)
+    k, m, d = W.shape
+    watch = watcher(D.V, metrics.sl_allowed(k, m, cfg.data.L), cfg, D.train.y)
+    sl_watch = lambda W, logits: watch(W.reshape(k * m, d), logits)
+    _, logs, t, n, ev = train.train_sl(W, D.train, cfg, sl_times(cfg), _sl_logger(D, cfg), teacher_logits,
+                                       watch=sl_watch)
+    return {**summarize(logs, t, n, cfg, lottery=True), **event_record(ev, cfg)}
 
 
 def run_ensemble(key, D: Data, cfg: Config):
@@ -137,7 +165,7 @@ def run_ensemble(key, D: Data, cfg: Config):
         return {**_sl_tables(W, D.V, cfg), "logits": [nets.sl_logits(x, W, q, varrho) for x in sets]}
 
     def member(k):
-        return train.train_sl(train.init_sl(k, cfg), D.train, cfg, sl_times(cfg), log)
+        return train.train_sl(train.init_sl(k, cfg), D.train, cfg, sl_times(cfg), log)[:4]
 
     _, logs, t, n = jax.vmap(member)(jax.random.split(key, cfg.ensemble.size))  # leading axes (E, T)
     best = jnp.argmax(logs["lam"], axis=0)  # (T, k, L): which member holds each feature best
@@ -173,9 +201,10 @@ def run_mrp(key, D: Data, cfg: Config):
         return {**metrics.feature_table(params["W"], D.V, allowed, cfg.data.L),
                 "loss": train.mrp_loss_value(params, teacher_W, k_loss, D.pre, cfg), "W": params["W"]}
 
-    _, logs, t, n = train.train_mrp(train.init_mrp(k_init, cfg), k_mask, D.pre, cfg, mrp_times(cfg), log)
+    _, logs, t, n, ev = train.train_mrp(train.init_mrp(k_init, cfg), k_mask, D.pre, cfg, mrp_times(cfg), log,
+                                        watch=watcher(D.V, allowed, cfg))
     Ws = logs.pop("W")
-    return summarize(logs, t, n, cfg), Ws
+    return {**summarize(logs, t, n, cfg), **event_record(ev, cfg)}, Ws
 
 
 def run_ft(W, D: Data, cfg: Config):
@@ -189,8 +218,9 @@ def run_ft(W, D: Data, cfg: Config):
         return {**metrics.feature_table(p["W"], D.V, allowed, cfg.data.L),
                 "loss": nets.ft_loss(p, D.train.x, D.train.y, q, varrho), **evaluate(logits, D, cfg.data.mu)}
 
-    _, logs, t, n = train.train_ft(W, D.train, cfg, ft_times(cfg), log)
-    return summarize(logs, t, n, cfg)
+    watch = watcher(D.V, allowed, cfg, D.train.y)
+    _, logs, t, n, ev = train.train_ft(W, D.train, cfg, ft_times(cfg), log, watch=lambda p, lg: watch(p["W"], lg))
+    return {**summarize(logs, t, n, cfg), **event_record(ev, cfg)}
 
 
 def run_seed(key, cfg: Config) -> dict:

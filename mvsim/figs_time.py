@@ -86,7 +86,7 @@ def windows_at(res: Results, gp: int) -> pd.DataFrame | None:
     if not len(s):
         return None
     L = int(res.point_cfg(gp).data.L)
-    w = windows(s.reset_index(drop=True), L=L)
+    w = windows(s.reset_index(drop=True), res.events, L=L)
     if "grid_point" in w:
         w = w[w["grid_point"] == gp]
     return w

@@ -50,6 +50,7 @@ class Clocked(NamedTuple):
     dt: jax.Array  # the last step taken (0 before the first)
     g: object  # the gradient at the last step's start (for the error estimate)
     lo: jax.Array  # the rounding error of t: GD time is t + lo (float32 alone stalls at t ~ 1e9)
+    obs: object = None  # event margins of the state at the start of the last step (see `Events`)
 
 
 # ---------------------------------------------------------------- step sizes
@@ -155,6 +156,52 @@ def project(W, cap):
     return jnp.where((cap > 0) & (norm > cap), W * cap / jnp.maximum(norm, 1e-30), W)
 
 
+# ---------------------------------------------------------------- events at step resolution
+
+
+class Events(NamedTuple):
+    """First crossing times of watched margins, at step resolution.
+
+    A method watches a pytree of margins (for example Lambda minus the capture line, per kernel and
+    feature); an event is a margin's first crossing from below 0 to >= 0. Margins are observed at
+    the start of every step (where the gradient's forward pass has them for free) and at the end of
+    the run; the crossing time is interpolated linearly in the margin inside the step where it
+    happens. A margin already >= 0 at time 0 has its event at 0 (left-censored: before the first
+    step); one that never crosses keeps inf (right-censored at the horizon reached).
+    """
+
+    t: object  # pytree like the margins: first crossing times (inf: none yet)
+    m: object  # the margins at the last observation
+    tm: jax.Array  # GD time of the last observation, () or (R,) per kernel
+    seen: jax.Array  # bool: observed at least once
+
+
+def _lead(t, m):
+    """Times t (() or (R,)) broadcast against margins m whose leading axis is R."""
+    return jnp.reshape(t, jnp.shape(t) + (1,) * (jnp.ndim(m) - jnp.ndim(t)))
+
+
+def observe(ev: Events, t, margins) -> Events:
+    """`ev` updated with the margins observed at GD time t (() or (R,) per kernel)."""
+
+    def first(t_ev, m_prev, m):
+        t1, t0 = _lead(t, m), _lead(ev.tm, m)
+        gap = jnp.where(m_prev < 0, m_prev - m, -1.0)  # < 0 where m_prev < 0 <= m
+        frac = jnp.clip(m_prev / jnp.minimum(gap, -1e-30), 0.0, 1.0)
+        crossed = jnp.where(ev.seen, (m_prev < 0) & (m >= 0), m >= 0)
+        t_hit = jnp.where(ev.seen, t0 + frac * (t1 - t0), 0.0)
+        return jnp.where(jnp.isinf(t_ev) & crossed, t_hit, t_ev)
+
+    t_new = jax.tree_util.tree_map(first, ev.t, ev.m, margins)
+    return Events(t_new, margins, jnp.broadcast_to(t, jnp.shape(ev.tm)), jnp.asarray(True))
+
+
+def no_events(margins, t0) -> Events:
+    """Events of `margins`'s shape before any observation."""
+    inf = jax.tree_util.tree_map(lambda m: jnp.full(jnp.shape(m), jnp.inf, jnp.float32), margins)
+    return Events(inf, margins, t0, jnp.asarray(False))
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -166,29 +213,42 @@ def log_times(checkpoints, horizon: float, extra=()) -> np.ndarray:
 
 
 def run_clocked(step: Callable, state, grad0, times: np.ndarray, max_steps: int, log: Callable,
-                per_kernel=0, dt_max=1e12):
+                per_kernel=0, dt_max=1e12, watch: Callable | None = None):
     """Run `step` until the clock reads each of `times` in turn; log there.
 
-    step(Clocked, target) -> Clocked takes one step towards GD time `target` (never past it).
+    step(Clocked, target) -> Clocked takes one step towards GD time `target` (never past it); with
+    `watch`, it also sets `obs` of the returned Clocked to the margins of the state it started from.
     grad0: a pytree shaped like the gradients step keeps in Clocked.g (zeros).
     per_kernel = R gives a clock per row (R,), else one clock. Stops stepping after max_steps in
     all, so that a run that cannot reach its horizon still ends; its `t` then says how far it got.
+    watch(state) -> margins (a pytree; leading axis R with per-kernel clocks): the events
+    (`Events`) are their first crossings of 0, timed inside the step where they happen.
     Returns (final Clocked, logs stacked over times (leading axis len(times)), t at each log
-    (len(times),) or (len(times), R), steps at each log).
+    (len(times),) or (len(times), R), steps at each log, first crossing times like watch's
+    margins (None without watch)).
     """
     t0 = jnp.zeros((per_kernel,) if per_kernel else ())
-    c = Clocked(state, t0, jnp.asarray(0, jnp.int32), t0 + dt_max, t0, grad0, t0)
+    obs0 = watch(state) if watch else None
+    c = Clocked(state, t0, jnp.asarray(0, jnp.int32), t0 + dt_max, t0, grad0, t0, obs0)
+    ev = no_events(obs0, t0) if watch else None
     target_of = jnp.asarray(times, jnp.float32)
 
-    def reach(c, target):
-        def more(c):
+    def body(carry, target):
+        c, ev = carry
+        new = step(c, target)
+        return new, (observe(ev, c.t, new.obs) if watch else None)
+
+    def reach(carry, target):
+        def more(carry):
+            c = carry[0]
             return jnp.any(c.t < target) & (c.n < max_steps)
 
-        c = jax.lax.while_loop(more, lambda c: step(c, target), c)
-        return c, (log(c.state), c.t, c.n)
+        c, ev = jax.lax.while_loop(more, lambda carry: body(carry, target), carry)
+        return (c, ev), (log(c.state), c.t, c.n)
 
     # Time 0 is logged as the initial state; then one while loop per later time.
     first = (log(state), t0, jnp.asarray(0, jnp.int32))
-    c, rest = jax.lax.scan(reach, c, target_of[1:])
+    (c, ev), rest = jax.lax.scan(reach, (c, ev), target_of[1:])
     logs, ts, ns = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-    return c, logs, ts, ns
+    events = observe(ev, c.t, watch(c.state)).t if watch else None
+    return c, logs, ts, ns, events

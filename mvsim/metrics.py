@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+FIT_ACC = 0.99  # a classifier fits its training set at this accuracy (P0: 100%; a few points left at finite T)
+
 
 def lam_sl(W, V, L: int):
     """SL: W (k, m, d), V (>= k L, d) -> Lambda (k, L) over each class's own kernels."""
@@ -107,3 +109,29 @@ def detector_stats(feat: dict, threshold, purity_max) -> dict:
         "classes_all_captured": (per_class == lam.shape[1]).sum().astype(jnp.int32),
         "classes_one_captured": (per_class == 1).sum().astype(jnp.int32),
     }
+
+
+def event_margins(W, V, allowed, L: int, threshold, purity_max) -> dict:
+    """Margins whose first crossing of 0 are a model's feature events, per kernel and feature.
+
+    W (R, d) kernels, V (n_feat, d) all features (classes of L features each, in order), allowed
+    (R, k L) as in `best_kernels`. Returns (R, k L) arrays:
+      reach    C[r, f] - threshold: kernel r's correlation with feature f reaches the capture line
+      capture  min(reach, purity_max C[r, f] - cross[r, f]): kernel r reached it and is a detector of
+               f (cross: its largest correlation with a feature of another class), the per-kernel form
+               of `detector_stats`' captured
+    Kernels not allowed for a feature get -1e30 (they never cross).
+    """
+    C = W @ V.T  # (R, n_feat)
+    R, n_feat = C.shape
+    kL = allowed.shape[1]
+    per_class = C.reshape(R, n_feat // L, L).max(axis=2)  # (R, classes): best feature of each class
+    top = jnp.argmax(per_class, axis=1)
+    top1 = per_class.max(axis=1)
+    top2 = jnp.where(jnp.arange(per_class.shape[1])[None] == top[:, None], -jnp.inf, per_class).max(axis=1)
+    cls = jnp.arange(kL) // L
+    cross = jnp.where(cls[None] == top[:, None], top2[:, None], top1[:, None])  # (R, kL): other classes' best
+    reach = C[:, :kL] - threshold
+    capture = jnp.minimum(reach, purity_max * C[:, :kL] - cross)
+    never = jnp.float32(-1e30)
+    return {"reach": jnp.where(allowed, reach, never), "capture": jnp.where(allowed, capture, never)}

@@ -54,7 +54,11 @@ def sl_loss(W, x, y, q: int, varrho):
 def distill_loss(W, x, y, teacher_logits, q: int, varrho, temp, weight):
     """Knowledge distillation of a teacher into the SL net: weight * tau^2 * CE(softmax(teacher / tau),
     student / tau) + (1 - weight) * CE(y, student). teacher_logits (n, k) are fixed targets."""
-    student = sl_logits(x, W, q, varrho)
+    return distill_from_logits(sl_logits(x, W, q, varrho), y, teacher_logits, temp, weight)
+
+
+def distill_from_logits(student, y, teacher_logits, temp, weight):
+    """The distillation loss of `distill_loss` from the student's logits (n, k)."""
     soft = jax.nn.softmax(teacher_logits / temp)
     kd = optax.softmax_cross_entropy(student / temp, soft).mean() * temp**2
     return weight * kd + (1.0 - weight) * cross_entropy(student, y)

@@ -47,6 +47,7 @@ class Results:
     seeds: int | None
     summary: pd.DataFrame
     features: pd.DataFrame
+    events: pd.DataFrame = field(default=None, repr=False)
     last: pd.DataFrame = field(default=None, repr=False)
     _ref: int | None = field(default=None, repr=False)
 
@@ -138,4 +139,8 @@ def load_results(out) -> Results:
     if missing:
         raise ResultsError(f"'{out}' was written by an older mvsim (summary lacks {', '.join(missing)}): "
                            f"rerun the sweep")
-    return Results(out, cfg, grid, seeds, summary, store.load_features(out))
+    events = store.load_events(out)
+    if not len(events):
+        raise ResultsError(f"'{out}' was written by an older mvsim (no event times in {out / store.EVENTS}): "
+                           f"rerun the sweep into a new --out")
+    return Results(out, cfg, grid, seeds, summary, store.load_features(out), events)

@@ -120,3 +120,50 @@ def aggregate(df: pd.DataFrame, metric: str, by=("method",), level: float = 0.95
         m, lo, hi = mean_ci(vals, level, bounds)
         rows.append((*key, m, lo, hi, int(np.isfinite(vals).sum()), int(div.loc[g.index].sum())))
     return pd.DataFrame(rows, columns=cols)
+
+
+def bootstrap_slope(x, y, groups, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+                    ) -> tuple[float, float, float]:
+    """Least-squares slope of y on x with a percentile interval from a bootstrap over groups.
+
+    x, y, groups (n,): the points and the unit of independence each belongs to (a seed: the features
+    of one seed share its data and initialisation, so they are not independent draws). Each
+    bootstrap sample draws the groups with replacement and keeps all their points. Returns
+    (slope, lo, hi); the interval is NaN with fewer than 2 groups, NaN throughout with fewer than
+    3 points or constant x."""
+    x, y, groups = (np.asarray(a) for a in (x, y, groups))
+    ok = np.isfinite(x.astype(float)) & np.isfinite(y.astype(float))
+    x, y, groups = x[ok].astype(float), y[ok].astype(float), groups[ok]
+    if x.size < 3 or np.ptp(x) == 0:
+        return (math.nan, math.nan, math.nan)
+    xm, ym = x.mean(), y.mean()
+    b = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
+    _, codes = np.unique(groups, return_inverse=True)
+    G = int(codes.max()) + 1
+    if G < 2:
+        return (b, math.nan, math.nan)
+    counts = np.random.default_rng(seed).multinomial(G, np.full(G, 1.0 / G), size=n_boot)  # (B, G)
+    w = counts[:, codes].astype(float)  # (B, n): each point weighted by its group's draws
+    sw = w.sum(axis=1, keepdims=True)
+    dx = x[None] - (w * x).sum(axis=1, keepdims=True) / sw
+    dy = y[None] - (w * y).sum(axis=1, keepdims=True) / sw
+    sxx = (w * dx * dx).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bs = np.where(sxx > 0, (w * dx * dy).sum(axis=1) / sxx, np.nan)
+    lo, hi = np.nanpercentile(bs, [50 * (1 - level), 50 * (1 + level)])
+    return (b, float(lo), float(hi))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of p-values (family-wise error control over several tests);
+    NaN p-values are left out of the family and stay NaN."""
+    p = np.asarray(p_values, float)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m = order.size
+    running = 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[j]))
+        out[j] = running
+    return out

@@ -17,6 +17,7 @@ import itertools
 import math
 import sys
 
+from mvsim import assumptions
 from mvsim import config as C
 
 N_POWER = 1.2  # N ~ k^1.2 / mu (P0, P1)
@@ -184,7 +185,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m mvsim.regime",
         description="Print the config carried to k classes by the scaling rules (mvsim/regime.py), as TOML "
-                    "that `python -m mvsim.sweep --config` reads.")
+                    "that `python -m mvsim.sweep --config` reads, and its assumption report (which of the "
+                    "theorems' assumptions it meets, mvsim/assumptions.py) on stderr.")
     p.add_argument("k", type=int, help="number of classes")
     p.add_argument("--config", help="reference config (default: the k = 10 default)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -208,6 +210,8 @@ def main(argv=None) -> int:
         return 2
     print(f"# k = {args.k}, derived from k = {ref.data.k} by mvsim/regime.py: {describe(ref, cfg)}")
     print(C.to_toml(cfg, grid, seeds=args.seeds))
+    print(f"Assumption report (mvsim/assumptions.py) of the config at k = {args.k}:\n"
+          + "\n".join(assumptions.markdown(cfg)), file=sys.stderr)
     return 0
 
 

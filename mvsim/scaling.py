@@ -11,7 +11,7 @@ Per (results directory, grid point, seed), `seed_rows` reads on the GD clock:
   sl_one_at_cap             SL's share of classes with exactly one feature at MRP's t_cap (the
                             same GD time, up to the losses' scales: claims.SCALE_NOTE)
   ordered                   t_cap <= t_erode: MRP has all features while SL still has one per class
-                            (NaN when the runs cannot tell: claims.windows, in_window)
+                            (NaN when the runs cannot tell: `ordered`); descriptive, as is sl_one_at_cap
   sl_features, mrp_features, ft_features, sl_single, ft_single   each method at its horizon
 `points` aggregates them per point (geometric means of times, Student-t intervals of means,
 Wilson intervals of shares of seeds); `trends` fits each quantity against log k over the study's
@@ -31,7 +31,7 @@ import pandas as pd
 from mvsim import claims
 from mvsim.analysis import fit_line
 from mvsim.plotdata import ResultsError, load_results
-from mvsim.plotstats import mean_ci, wilson_ci
+from mvsim.plotstats import holm, mean_ci, wilson_ci
 
 TIMES = ("t_fit", "t_erode", "t_cap")
 SHARES = ("sl_one_at_fit", "sl_features_at_fit", "agreement_at_fit", "acc_single_at_fit", "sl_one_at_cap",
@@ -54,18 +54,33 @@ TRENDS = {
 
 
 def _at(traj: pd.DataFrame, t: float, column: str) -> float:
-    """`column` of the trajectory's row at GD checkpoint t (NaN if t is not finite or not logged)."""
+    """`column` of the trajectory's row at the first checkpoint reached at or after GD time t (NaN
+    if t is not finite or no such checkpoint was logged)."""
     if not math.isfinite(t):
         return math.nan
-    row = traj[np.isclose(traj["checkpoint"].to_numpy(float), t, rtol=1e-6)]
+    done = traj[traj["reached"]] if "reached" in traj else traj
+    row = done[done["checkpoint"].to_numpy(float) >= t * (1 - 1e-6)].sort_values("checkpoint")
     return float(row[column].iloc[0]) if len(row) else math.nan
+
+
+def ordered(t_cap: float, t_erode: float, sl_end: float, t_fit: float) -> float:
+    """1.0 if t_cap <= t_erode (MRP has 95% of the features while SL still has one per class), 0.0
+    if not, NaN if the runs cannot tell: also 1.0 when SL's window was still open at sl_end, its
+    last checkpoint, after t_cap; NaN when it was open there and t_cap lies past it. Descriptive: it
+    sets GD times of two losses side by side (claims.SCALE_NOTE)."""
+    open_at_end = math.isfinite(t_fit) and not math.isfinite(t_erode)  # inf, or NaN: stopped at max_steps
+    if open_at_end and t_cap <= sl_end:
+        return 1.0
+    if math.isnan(t_cap) or math.isnan(t_erode) or math.isinf(t_erode):
+        return math.nan
+    return float(t_cap <= t_erode)
 
 
 def seed_rows(out) -> pd.DataFrame:
     """One row per (grid point, seed) of a results directory: see the module docstring."""
     res = load_results(out)
     s, last = res.summary, res.last
-    win = claims.windows(s, L=res.cfg.data.L)
+    win = claims.windows(s, res.events, L=res.cfg.data.L)
     rows = []
     for (gp, seed), w in win.groupby(["grid_point", "seed"], sort=True):
         g = s[(s["grid_point"] == gp) & (s["seed"] == seed)]
@@ -85,7 +100,7 @@ def seed_rows(out) -> pd.DataFrame:
             "acc_single_at_fit": w["acc_single_at_fit"],
             "sl_features_at_fit": _at(sl, w["t_fit"], "share_features"),
             "sl_one_at_cap": _at(sl, w["t_cap"], "share_one"),
-            "ordered": w["in_window"], "sl_end": w["sl_end"],
+            "ordered": ordered(w["t_cap"], w["t_erode"], w["sl_end"], w["t_fit"]), "sl_end": w["sl_end"],
             "sl_features": final("sl", "share_features"), "mrp_features": final("mrp", "share_features"),
             "ft_features": final("mrp_ft", "share_features"), "sl_single": final("sl", "acc_single"),
             "ft_single": final("mrp_ft", "acc_single"),
@@ -128,8 +143,16 @@ def points(seeds: pd.DataFrame) -> pd.DataFrame:
 
 def trends(seeds: pd.DataFrame) -> pd.DataFrame:
     """Slope of each TRENDS quantity against log2 k (per doubling of k) over the seeds, with its
-    95% interval; log quantities in decades per doubling. Seeds where a time is not finite (not
-    within the horizon) are left out of that fit, and counted in `left_out`."""
+    95% interval; log quantities in decades per doubling. Each point is one seed's run at one k
+    (independent runs), so the seed is the unit of the fit. Seeds where a time is not finite (not
+    within the horizon: censored) are left out of that fit and counted in `left_out`; such a trend
+    is biased toward the seeds that finished and says so.
+
+    The trends are read together, so each gets its two-sided p-value (slope = 0) and the Holm
+    adjustment over the family of all trends fitted (`p_holm`): `direction` is rises / falls when
+    p_holm < 0.05, else 'no trend shown'."""
+    from scipy.stats import t as student_t
+
     rows = []
     x = np.log2(seeds["k"].to_numpy(float))
     for name, (kind, what) in TRENDS.items():
@@ -138,10 +161,17 @@ def trends(seeds: pd.DataFrame) -> pd.DataFrame:
             y = np.log10(y) if kind == "log" else y
         ok = np.isfinite(y)
         fit = fit_line(x[ok], y[ok])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = abs(fit["slope"]) / fit["se"] if fit["se"] > 0 else (math.inf if fit["slope"] else 0.0)
+            p = float(2 * student_t.sf(z, fit["n"] - 2)) if fit["n"] > 2 else math.nan
         rows.append({"quantity": name, "scale": "log10" if kind == "log" else "linear", "what": what,
                      "slope_per_doubling": fit["slope"], "lo": fit["lo"], "hi": fit["hi"], "se": fit["se"], "n": fit["n"],
-                     "left_out": int((~ok).sum()), "ks": ",".join(str(k) for k in sorted(set(seeds["k"])))})
-    return pd.DataFrame(rows)
+                     "p": p, "left_out": int((~ok).sum()), "ks": ",".join(str(k) for k in sorted(set(seeds["k"])))})
+    df = pd.DataFrame(rows)
+    df["p_holm"] = holm(df["p"].to_numpy(float)) if len(df) else []
+    df["direction"] = [("rises" if r.slope_per_doubling > 0 else "falls") if r.p_holm < 0.05 else "no trend shown"
+                       for r in df.itertuples()]
+    return df
 
 
 # ---------------------------------------------------------------- report
@@ -177,12 +207,13 @@ def points_markdown(pts: pd.DataFrame) -> list[str]:
 
 
 def trends_markdown(tr: pd.DataFrame) -> list[str]:
-    lines = ["| quantity | scale | slope per doubling of k [95% CI] | seeds fitted | left out | what |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| quantity | scale | slope per doubling of k [95% CI] | p (Holm) | direction | seeds fitted | "
+             "left out (censored) | what |", "|---|---|---|---|---|---|---|---|"]
     for _, r in tr.iterrows():
         slope = "n/a" if math.isnan(r["slope_per_doubling"]) else \
             f"{r['slope_per_doubling']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]"
-        lines.append(f"| {r['quantity']} | {r['scale']} | {slope} | {r['n']} | {r['left_out']} | {r['what']} |")
+        lines.append(f"| {r['quantity']} | {r['scale']} | {slope} | {r['p']:.2g} ({r['p_holm']:.2g}) | "
+                     f"{r['direction']} | {r['n']} | {r['left_out']} | {r['what']} |")
     return lines
 
 

@@ -4,7 +4,8 @@ Layout of DIR:
   config.toml            the resolved config, grid and seed count (repeatable with --config)
   summary/<chunk>.parquet  one row per (grid point, seed, method)
   features/<chunk>.parquet Lambda_{i,l} over training, long format
-A chunk counts as done when its summary file exists; its features file is written first.
+  events/<chunk>.parquet   first GD times of feature and fit events, at step resolution (mvsim.tables)
+A chunk counts as done when its summary file exists; its features and events files are written first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SUMMARY, FEATURES = "summary", "features"
+SUMMARY, FEATURES, EVENTS = "summary", "features", "events"
 
 
 def chunk_name(grid_point: int, seeds, process: int = 0) -> str:
@@ -31,8 +32,10 @@ def write_atomic(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_chunk(out: Path, name: str, summary: pd.DataFrame, features: pd.DataFrame) -> None:
+def write_chunk(out: Path, name: str, summary: pd.DataFrame, features: pd.DataFrame,
+                events: pd.DataFrame) -> None:
     write_atomic(features, out / FEATURES / name)
+    write_atomic(events, out / EVENTS / name)
     write_atomic(summary, out / SUMMARY / name)
 
 
@@ -54,14 +57,21 @@ def load_features(out) -> pd.DataFrame:
     return _read_all(Path(out) / FEATURES)
 
 
+def load_events(out) -> pd.DataFrame:
+    """The events of a results directory, one row per (grid point, seed, method, ft_from, event, cls,
+    feature): first GD times at step resolution, with censoring (see mvsim.tables)."""
+    return _read_all(Path(out) / EVENTS)
+
+
 def done_seeds(out) -> dict[int, set[int]]:
     """Seeds already finished at each grid point; drops features files whose chunk never finished."""
     out = Path(out)
     summaries = {f.name for f in (out / SUMMARY).glob("*.parquet")} if (out / SUMMARY).is_dir() else set()
-    if (out / FEATURES).is_dir():
-        for f in (out / FEATURES).glob("*.parquet"):
-            if f.name not in summaries:
-                f.unlink()
+    for part in (FEATURES, EVENTS):
+        if (out / part).is_dir():
+            for f in (out / part).glob("*.parquet"):
+                if f.name not in summaries:
+                    f.unlink()
     df = _read_all(out / SUMMARY, columns=["grid_point", "seed"])
     done: dict[int, set[int]] = {}
     for gp, seeds in df.groupby("grid_point")["seed"]:

@@ -9,7 +9,7 @@ memory and that the results fit on --out's disk.
 
 The steps are small functions shared with the notebook API (`mvsim.api.simulate`):
 `resolve_plan` (config, grid, seeds) -> `check_disk` / `check_memory` -> `plan_work` (chunks of
-this process) -> `run_work` (chunks -> summary and features DataFrames) -> `store.write_chunk`
+this process) -> `run_work` (chunks -> summary, features and events DataFrames) -> `store.write_chunk`
 -> `finish` (figures, claims report).
 
 Testing hook: with the environment variable MVSIM_STOP_AFTER_CHUNKS=N the process kills itself
@@ -312,7 +312,9 @@ def rows_per_seed(cfg: C.Config) -> tuple[int, int]:
     return rows, rows * cfg.data.k * cfg.data.L
 
 
-SUMMARY_ROW_BYTES, FEATURES_ROW_BYTES = 300, 60  # Parquet on disk, measured on tests/tiny.toml
+# Parquet on disk, measured on tests/tiny.toml. The events table (2 k L + 1 rows per method run) is
+# under a tenth of the features table and rides in its margin.
+SUMMARY_ROW_BYTES, FEATURES_ROW_BYTES = 300, 60
 
 
 def results_bytes(plan: Plan, done: dict[int, set] | None = None) -> int:
@@ -415,8 +417,8 @@ def run_chunk(run, cfg, seeds: list[int], chunk: int, sharding):
     return jax.tree_util.tree_map(lambda a: np.asarray(a)[: len(seeds)], out)
 
 
-def run_work(plan: Plan, work: list[Work], devices) -> Iterator[tuple[Work, "object", "object"]]:
-    """Run the chunks in order: yields (work item, summary DataFrame, features DataFrame)."""
+def run_work(plan: Plan, work: list[Work], devices) -> Iterator[tuple[Work, "object", "object", "object"]]:
+    """Run the chunks in order: yields (work item, summary, features and events DataFrames)."""
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -427,8 +429,7 @@ def run_work(plan: Plan, work: list[Work], devices) -> Iterator[tuple[Work, "obj
     run = make_run()
     for w in work:
         records = run_chunk(run, plan.points[w.gp], w.seeds, w.chunk, sharding)
-        summary, features = tables.to_tables(records, w.seeds, plan.points[w.gp], plan.point_dicts[w.gp], w.gp)
-        yield w, summary, features
+        yield (w, *tables.to_tables(records, w.seeds, plan.points[w.gp], plan.point_dicts[w.gp], w.gp))
 
 
 def enable_compilation_cache(jax) -> None:
@@ -540,8 +541,8 @@ def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1,
     stop_after = int(os.environ.get(STOP_AFTER_CHUNKS, "0") or 0)
     bar = progress_bar(sum(len(w.seeds) for w in work), progress)
     n_diverged = 0
-    for i, (w, summary, features) in enumerate(run_work(plan, work, devices), start=1):
-        store.write_chunk(out, store.chunk_name(w.gp, w.seeds, process_id), summary, features)
+    for i, (w, summary, features, events) in enumerate(run_work(plan, work, devices), start=1):
+        store.write_chunk(out, store.chunk_name(w.gp, w.seeds, process_id), summary, features, events)
         n_diverged += diverged_runs(summary)
         bar.update(len(w.seeds))
         if stop_after and i >= stop_after:

@@ -8,6 +8,14 @@ summary:  one row per (grid point, seed, method, ft_from, checkpoint) with every
 features: one row per (grid point, seed, method, ft_from, checkpoint, cls, feature) with
           `lam` (Lambda), `lam_init` (Lambda at GD time 0), `purity`, `cross`, `mix` (see
           `metrics.feature_table`), `gd_time`, `step`, `checkpoint`.
+events:   one row per (grid point, seed, method, ft_from, event, cls, feature): the GD time at which
+          an event first happened, at step resolution (`flow.Events`): `event` is 'reach' (Lambda of
+          feature (cls, feature) reaches the capture line), 'capture' (some kernel reaches it and is a
+          detector of it) or 'fit' (training accuracy reaches metrics.FIT_ACC; cls = feature = -1).
+          `gd_time` is inf when it did not happen within the run; `censored` says 'right' then (it
+          would come after `t_end`, the GD time the run reached), 'left' when it held at time 0
+          (before the first step), else 'none'. `horizon` is the run's horizon (t_end < horizon:
+          stopped at train.max_steps); `lam_init` is Lambda at time 0 (NaN for 'fit').
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mvsim.config import Config
-from mvsim.experiment import FEATURE_COLS, SCALARS, ft_times, mrp_times, sl_times
+from mvsim.experiment import EVENT_COLS, FEATURE_COLS, SCALARS, ft_times, mrp_times, sl_times
 
 REACHED_RTOL = 1e-5  # float32 clocks land on a checkpoint to within rounding
 
@@ -49,26 +57,52 @@ def _method_frames(method, rec, seeds, cfg, point, grid_point, ft_from=np.nan):
     for key in FEATURE_COLS:
         f[key] = rec[key].reshape(-1).astype(np.float32)
     f["lam_init"] = np.broadcast_to(lam[:, :1], lam.shape).reshape(-1).astype(np.float32)
-    return summary, pd.DataFrame(f)
+    return summary, pd.DataFrame(f), _event_frame(rec, seeds, base, times[-1])
+
+
+EVENT_COLUMNS = ["seed", "method", "grid_point", "ft_from", "event", "cls", "feature", "gd_time", "censored",
+                 "t_end", "horizon", "lam_init"]
+
+
+def _event_frame(rec, seeds, base, horizon) -> pd.DataFrame:
+    """The events of one method's records (see the module docstring); empty without events."""
+    if not all(key in rec for key in EVENT_COLS):
+        return pd.DataFrame(columns=EVENT_COLUMNS)
+    S, _, k, L = rec["lam"].shape
+    t_end = rec["gd_time"][:, -1].astype(np.float64)
+    parts = []
+    for event in ("reach", "capture"):
+        si, ci, fi = np.indices((S, k, L)).reshape(3, -1)
+        parts.append(pd.DataFrame({"seed": seeds[si], "event": event, "cls": ci, "feature": fi,
+                                   "gd_time": rec[f"ev_{event}"][si, ci, fi].astype(np.float64),
+                                   "t_end": t_end[si], "lam_init": rec["lam"][si, 0, ci, fi].astype(np.float64)}))
+    fit = rec["ev_fit"].astype(np.float64)
+    has_fit = ~np.isnan(fit)
+    parts.append(pd.DataFrame({"seed": seeds[has_fit], "event": "fit", "cls": -1, "feature": -1,
+                               "gd_time": fit[has_fit], "t_end": t_end[has_fit], "lam_init": np.nan}))
+    ev = pd.concat(parts, ignore_index=True)
+    t = ev["gd_time"].to_numpy()
+    ev["censored"] = np.where(np.isinf(t), "right", np.where(t == 0, "left", "none"))
+    ev = ev.assign(**base, horizon=float(horizon))
+    return ev[EVENT_COLUMNS + [c for c in ev.columns if c not in EVENT_COLUMNS]]
 
 
 def to_tables(records, seeds, cfg: Config, point: dict, grid_point: int):
     """Records of a chunk ({method: arrays with leading axes (S, T)}; mrp_ft (S, n_from, T)) ->
-    (summary, features) DataFrames."""
+    (summary, features, events) DataFrames."""
     seeds = np.asarray(seeds, np.int64)
-    summaries, features = [], []
+    frames = []
     for method, rec in records.items():
         if method == "mrp_ft":
             for j, t0 in enumerate(cfg.train.ft_from):
                 one = {key: value[:, j] for key, value in rec.items()}
-                s, f = _method_frames(method, one, seeds, cfg, point, grid_point, ft_from=t0)
-                summaries.append(s)
-                features.append(f)
+                frames.append(_method_frames(method, one, seeds, cfg, point, grid_point, ft_from=t0))
         else:
-            s, f = _method_frames(method, rec, seeds, cfg, point, grid_point)
-            summaries.append(s)
-            features.append(f)
-    return pd.concat(summaries, ignore_index=True), pd.concat(features, ignore_index=True)
+            frames.append(_method_frames(method, rec, seeds, cfg, point, grid_point))
+    events = [e for _, _, e in frames if len(e)]
+    return (pd.concat([s for s, _, _ in frames], ignore_index=True),
+            pd.concat([f for _, f, _ in frames], ignore_index=True),
+            pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=EVENT_COLUMNS))
 
 
 def last(summary: pd.DataFrame) -> pd.DataFrame:

@@ -55,13 +55,35 @@ def test_simulate_with_out_writes_what_the_cli_writes(cli_run, tmp_path):
     assert res.out == out
 
 
+def test_events_agree_with_the_checkpoints(in_memory):
+    """Events are first crossings at step resolution, so at every logged checkpoint: Lambda at or above
+    the capture line, a captured feature (its best kernel a detector) or a fitted training set means
+    the event came at or before that GD time, and below it means the event came after."""
+    cfg, keys = in_memory.cfg, ["seed", "method", "ft_from", "cls", "feature"]
+    thr = cfg.metrics.capture_frac * cfg.net.varrho
+    ev = in_memory.events.set_index(["event"] + keys)["gd_time"]
+    f = in_memory.features
+    for event, done in (("reach", f["lam"] >= thr),
+                        ("capture", (f["lam"] >= thr) & (f["cross"] <= cfg.metrics.purity_max))):
+        t_ev = ev.loc[event].reindex(pd.MultiIndex.from_frame(f[keys])).to_numpy()
+        t = f["gd_time"].to_numpy()
+        assert (t_ev[done.to_numpy()] <= t[done.to_numpy()] * (1 + 1e-5)).all(), event
+        if event == "reach":
+            assert (t_ev[~done.to_numpy()] > t[~done.to_numpy()] * (1 - 1e-5)).all()
+    s = in_memory.summary[in_memory.summary["method"].isin(["sl", "mrp_ft"])]
+    t_fit = ev.loc["fit"].droplevel(["cls", "feature"]).reindex(pd.MultiIndex.from_frame(s[keys[:3]])).to_numpy()
+    fitted = (s["acc_train"] >= 0.99).to_numpy()
+    assert (t_fit[fitted] <= s["gd_time"].to_numpy()[fitted] * (1 + 1e-5)).all()
+    assert (t_fit[~fitted] > s["gd_time"].to_numpy()[~fitted] * (1 - 1e-5)).all()
+
+
 def test_results_last_and_claims(in_memory):
     last = in_memory.last()
     assert len(last) == 2 * 3 and not last.duplicated(["seed", "method"]).any()
     table = in_memory.claims
     assert len(table) and {"claim", "verdict", "grid_point"} <= set(table.columns)
-    assert set(table.verdict) <= {"holds", "fails", "inconclusive"}
-    pd.testing.assert_frame_equal(mvsim.claims(in_memory.summary, in_memory.features, in_memory.cfg), table)
+    assert set(table.verdict) <= {"holds", "fails", "inconclusive", "describes"}
+    pd.testing.assert_frame_equal(mvsim.claims(in_memory.summary, in_memory.events, in_memory.cfg), table)
 
 
 def test_overrides_and_grid(in_memory):

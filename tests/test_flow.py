@@ -112,7 +112,7 @@ def test_run_clocked_follows_an_exact_flow_with_a_clock_per_row():
         t, lo = flow.advance(c.t, c.lo, dt, target)
         return flow.Clocked(x - dt * g[:, 0], t, c.n + 1, h, dt, g, lo)
 
-    c, logs, ts, ns = jax.jit(lambda x: flow.run_clocked(step, x, jnp.zeros((2, 1)), times, 10_000,
+    c, logs, ts, ns, _ = jax.jit(lambda x: flow.run_clocked(step, x, jnp.zeros((2, 1)), times, 10_000,
                                                          lambda x: x, per_kernel=2))(jnp.ones(2))
     np.testing.assert_allclose(np.asarray(ts), np.broadcast_to(times[:, None], (5, 2)), rtol=1e-6)
     at = np.outer(times, np.asarray(a))
@@ -122,6 +122,25 @@ def test_run_clocked_follows_an_exact_flow_with_a_clock_per_row():
     big = exact > 1e-10
     assert np.all(np.abs(np.log(got[big]) - np.log(exact[big])) <= 1.1 * delta * at[big] / 2 + 1e-6)
     assert np.all(np.abs(got[~big]) < 1e-10)  # decayed rows stay decayed
+
+
+def test_events_interpolate_inside_the_step_with_a_clock_per_row():
+    """dx_r/dt = a_r (straight lines) with plain steps of 0.3: the margin x_r - 1 crosses 0 at exactly
+    (1 - x0_r) / a_r, inside a step, and linear interpolation inside the step recovers it; a row that
+    starts above the line has its event at 0 (left-censored), one that never reaches it keeps inf."""
+    a = jnp.asarray([1.0, 0.7, 1.0, 0.0])
+    x0 = jnp.asarray([0.0, 0.1, 2.0, 0.0])
+    times = np.array([0.0, 1.0, 2.0, 5.0])
+
+    def step(c, target):
+        dt = flow.gd_dt(0.3, flow.left(c, target))
+        t, lo = flow.advance(c.t, c.lo, dt, target)
+        return flow.Clocked(c.state + dt * a, t, c.n + 1, c.h, dt, c.g, lo, {"x": (c.state - 1.0)[:, None]})
+
+    watch = lambda x: {"x": (x - 1.0)[:, None]}
+    *_, ev = jax.jit(lambda x: flow.run_clocked(step, x, jnp.zeros(4), times, 1000, lambda x: x,
+                                                per_kernel=4, watch=watch))(x0)
+    np.testing.assert_allclose(np.asarray(ev["x"])[:, 0], [1.0, 0.9 / 0.7, 0.0, np.inf], rtol=1e-5)
 
 
 # ---------------------------------------------------------------- validation against plain GD
@@ -134,16 +153,16 @@ def _lams(method: str, cfg, times, seeds: int):
         k_init = jax.random.fold_in(key, 1)
         if method == "sl":
             log = lambda W: experiment._sl_tables(W, D.V, cfg)["lam"]
-            _, lam, _, n = train.train_sl(train.init_sl(k_init, cfg), D.train, cfg, times, log)
+            _, lam, _, n, _ = train.train_sl(train.init_sl(k_init, cfg), D.train, cfg, times, log)
         elif method == "mrp":
             allowed = jnp.ones((cfg.k_pre * cfg.net.m, cfg.data.k * cfg.data.L), bool)
             log = lambda p, tw: metrics.feature_table(p["W"], D.V, allowed, cfg.data.L)["lam"]
-            _, lam, _, n = train.train_mrp(train.init_mrp(k_init, cfg), key, D.pre, cfg, times, log)
+            _, lam, _, n, _ = train.train_mrp(train.init_mrp(k_init, cfg), key, D.pre, cfg, times, log)
         else:
             W = train.init_mrp(k_init, cfg)["W"] * 3.0  # an encoder with some large kernels
             allowed = jnp.ones((W.shape[0], cfg.data.k * cfg.data.L), bool)
             log = lambda p: metrics.feature_table(p["W"], D.V, allowed, cfg.data.L)["lam"]
-            _, lam, _, n = train.train_ft(W, D.train, cfg, times, log)
+            _, lam, _, n, _ = train.train_ft(W, D.train, cfg, times, log)
         return lam, n
     lam, n = jax.jit(jax.vmap(one))(experiment.seed_keys(0, range(seeds)))
     return np.asarray(lam)[:, 1:], np.asarray(n)  # time 0 is the shared init

@@ -67,7 +67,7 @@ def fabricate(out: Path, grid: dict | None = None, seeds: int = 4, diverged=(), 
         point = dict(zip(keys, combo))
         pcfg = C.with_values(cfg, point)
         k, L, thr = pcfg.data.k, pcfg.data.L, pcfg.metrics.capture_frac * pcfg.net.varrho
-        summaries, features = [], []
+        summaries, features, events = [], [], []
         for seed in range(seeds):
             lam0 = {"sl": np.abs(rng.normal(0.02, 0.008, (k, L))), "mrp": np.abs(rng.normal(0.03, 0.01, (k, L)))}
             lam0["sl"][0, -1] = -0.004  # a non-positive Lambda: the log-scale plot must cope
@@ -100,6 +100,7 @@ def fabricate(out: Path, grid: dict | None = None, seeds: int = 4, diverged=(), 
                                   "lottery_agreement", "final_loss"]] = [True, -100.0, -100.0, -100.0, -100.0,
                                                                          np.nan]
                 summaries.append(s)
+                events.append(_events(seed, method, gp, point, s, lam, cap, times))
                 idx = np.indices(lam.shape).reshape(3, -1)
                 features.append(pd.DataFrame({
                     "seed": seed, "method": method, "grid_point": gp, **point,
@@ -111,8 +112,26 @@ def fabricate(out: Path, grid: dict | None = None, seeds: int = 4, diverged=(), 
                 }))
         name = store.chunk_name(gp, list(range(seeds)))
         store.write_chunk(out, name, pd.concat(summaries, ignore_index=True),
-                          pd.concat(features, ignore_index=True))
+                          pd.concat(features, ignore_index=True), pd.concat(events, ignore_index=True))
     return out
+
+
+def _events(seed, method, gp, point, s, lam, cap, times) -> pd.DataFrame:
+    """Event rows like mvsim.tables' from a fabricated run: each event at the first checkpoint where it holds."""
+    def first(hit):  # hit (T, ...) -> first time it holds, inf if never
+        return np.where(hit.any(0), times[hit.argmax(0)], np.inf)
+
+    k, L = lam.shape[1:]
+    c, f = np.indices((k, L)).reshape(2, -1)
+    t_cap = first(cap).ravel()
+    rows = [pd.DataFrame({"event": e, "cls": c, "feature": f, "gd_time": t_cap, "lam_init": lam[0].ravel()})
+            for e in ("reach", "capture")]
+    if method != "mrp":
+        rows.append(pd.DataFrame({"event": ["fit"], "cls": -1, "feature": -1,
+                                  "gd_time": first(s["acc_train"].to_numpy() >= 0.99), "lam_init": np.nan}))
+    ev = pd.concat(rows, ignore_index=True)
+    return ev.assign(seed=seed, method=method, grid_point=gp, ft_from=s["ft_from"].iloc[0], t_end=times[-1],
+                     horizon=times[-1], censored=np.where(np.isinf(ev["gd_time"]), "right", "none"), **point)
 
 
 FAST_DPI = 50  # figures are laid out in inches; a low resolution keeps the tests quick

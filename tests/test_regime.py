@@ -121,3 +121,25 @@ def test_cli_prints_toml_that_loads_back(capsys, tmp_path):
     assert "data.k = 1" in capsys.readouterr().err
     assert regime.main(["--rules", "0"]) == 0 and "data.n_train" in capsys.readouterr().out
     assert math.isfinite(regime.time_factor(BASE, regime.at_k(BASE, 320)))
+
+
+def test_assumption_report_names_the_departures_of_a_config():
+    from mvsim import assumptions
+
+    cfg = C.Config()  # k = 10, P = 16, d = 256, N = 500
+    rows = {r["name"]: r for r in assumptions.report(cfg)}
+    assert rows["P / k^2"]["value"] == pytest.approx(0.16) and not rows["P / k^2"]["meets"]
+    assert rows["d / N"]["value"] == pytest.approx(256 / 500) and not rows["d / N"]["meets"]
+    # N mu = 15 single-view points, each with 16 - 2 (2 + 9 * 2 * 0.2) = 4.8 background patches, over d = 256
+    assert rows["memorisation load"]["value"] == pytest.approx(15 * 4.8 / 256)
+    assert rows["sigma_0^(q-2) k"]["meets"] and rows["m / ln k"]["meets"]
+    assert any(d.startswith("P / k^2 = 0.16") for d in assumptions.departures(cfg))
+    wide = C.with_values(cfg, {"data.P": 100, "data.d": 1024})
+    assert not any(d.startswith(("P / k^2", "d / N")) for d in assumptions.departures(wide))
+
+
+def test_regime_cli_prints_the_assumption_report_on_stderr(capsys):
+    assert regime.main(["20"]) == 0
+    out, err = capsys.readouterr()
+    C.from_dict(__import__("tomllib").loads(out))  # stdout is still the config alone
+    assert "memorisation load | 0.592" in err and "**departs**" in err

@@ -43,7 +43,7 @@ def test_train_sl_by_plain_gd_equals_a_python_loop(tiny_sl):
     q, varrho = cfg.net.q, cfg.net.varrho
     times = np.array([0.0, 15.0, 36.0])  # 5 and 12 steps of lr 3 (the horizon is a multiple of lr)
     run = jax.jit(lambda W: train.train_sl(W, ds, cfg, times, lam_log(V, cfg.data.L)))
-    c, lam, t, n = run(W0)
+    c, lam, t, n, _ = run(W0)
     np.testing.assert_array_equal(np.asarray(n), [0, 5, 12])
     np.testing.assert_allclose(np.asarray(t), times, rtol=1e-6)
     grad = jax.jit(jax.grad(nets.sl_loss), static_argnums=3)
@@ -61,7 +61,7 @@ def test_adaptive_sl_lowers_the_loss_and_lands_on_its_checkpoints(tiny_sl):
     cfg, V, ds, W0 = tiny_sl
     q, varrho = cfg.net.q, cfg.net.varrho
     times = flow.log_times((1.0, 10.0, 100.0, 1e3), 1e4)
-    c, lam, t, n = jax.jit(lambda W: train.train_sl(W, ds, cfg, times, lam_log(V, cfg.data.L)))(W0)
+    c, lam, t, n, _ = jax.jit(lambda W: train.train_sl(W, ds, cfg, times, lam_log(V, cfg.data.L)))(W0)
     np.testing.assert_allclose(np.asarray(t), times, rtol=1e-6)
     assert np.all(np.diff(np.asarray(n)) > 0)
     loss = jax.jit(nets.sl_loss, static_argnums=3)
@@ -75,7 +75,7 @@ def test_adaptive_sl_lowers_the_loss_and_lands_on_its_checkpoints(tiny_sl):
 def test_a_run_that_cannot_reach_its_horizon_says_how_far_it_got(tiny_sl):
     cfg, V, ds, W0 = tiny_sl
     cfg = with_values(cfg, {"train.step": "gd", "train.max_steps": 4})
-    c, lam, t, n = train.train_sl(W0, ds, cfg, np.array([0.0, 3.0, 300.0]), lam_log(V, cfg.data.L))
+    c, lam, t, n, _ = train.train_sl(W0, ds, cfg, np.array([0.0, 3.0, 300.0]), lam_log(V, cfg.data.L))
     np.testing.assert_array_equal(np.asarray(n), [0, 1, 4])
     np.testing.assert_allclose(np.asarray(t), [0.0, 3.0, 12.0])  # 4 steps of lr 3, not 300
 
@@ -139,7 +139,7 @@ def first_mrp_step(cfg, D, k_mrp):
     one = with_values(cfg, {"train.max_steps": 1, "train.dt_max": 1e20})
     run = jax.jit(lambda p: train.train_mrp(p, k_mrp, D.pre, one, times,
                                             lambda p, tw: p["W"]))
-    c, Ws, _, _ = run(params)
+    c, Ws, _, _, _ = run(params)
     g = jax.jit(lambda p: train.mrp_grad(p, p["W"], k_mrp, D.pre, cfg))(params)["W"]
     W0 = np.asarray(params["W"], np.float64)
     move = np.linalg.norm(np.asarray(Ws[-1], np.float64) - W0, axis=1) / np.linalg.norm(W0, axis=1)

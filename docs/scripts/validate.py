@@ -1,0 +1,174 @@
+"""Validation of the GD clock where the findings come from (docs/results.md, "Validation").
+
+    python docs/scripts/validate.py sl   [--seeds 2]   # SL: adaptive step against plain GD (lr 10) to 1e6
+    python docs/scripts/validate.py mrp  [--seeds 4]   # MRP per-kernel clocks at delta, delta/2, delta/4 to 1e10
+    python docs/scripts/validate.py rest [--seeds 4]   # MRP's at-rest kernels: do they move under plain GD?
+
+Each prints a markdown table and writes it to results/validate/<part>.md. The default run at
+delta/4 and the norm cap are plain sweeps (commands in docs/results.md). Seeds are those of the
+default run (`experiment.seed_keys(0, range(S))`), so every row pairs with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mvsim import config as C  # noqa: E402
+from mvsim import claims, experiment, flow, nets, train  # noqa: E402
+
+OUT = ROOT / "results" / "validate"
+DEFAULT = ROOT / "experiments" / "default.toml"
+
+
+def default_cfg(**values) -> C.Config:
+    cfg, _ = C.load_toml(DEFAULT)
+    return C.with_values(cfg, values)
+
+
+def keys(seeds: int):
+    """The keys run_seed gives SL and MRP for the default run's seeds 0..S-1 (data, sl, mrp)."""
+    ks = experiment.seed_keys(0, range(seeds))
+    return jax.vmap(lambda k: jax.random.split(k, 7)[:3])(ks)
+
+
+def run_method(method: str, cfg: C.Config, seeds: int) -> dict:
+    """The record of `method` ('sl' or 'mrp') per seed, with its events, as numpy arrays (S, ...)."""
+    def one(kk):
+        D = experiment.make_data(kk[0], cfg)
+        if method == "sl":
+            return experiment.run_sl(train.init_sl(kk[1], cfg), D, cfg)
+        rec, _ = experiment.run_mrp(kk[2], D, cfg)
+        return rec
+    start = time.time()
+    rec = jax.device_get(jax.jit(jax.vmap(one))(keys(seeds)))
+    print(f"  {method} {dict(step=cfg.train.step, delta=cfg.train.delta)}: {time.time() - start:.0f} s", flush=True)
+    return {k: np.asarray(v) for k, v in rec.items()}
+
+
+def windows(rec: dict, cfg: C.Config) -> dict:
+    """Per seed: t_fit, t_erode (SL) or t_cap (MRP) from a record's events (claims' definitions)."""
+    k, L = cfg.data.k, cfg.data.L
+    out = {"t_fit": [], "t_erode": [], "t_cap": []}
+    for s in range(rec["ev_capture"].shape[0]):
+        cap = rec["ev_capture"][s].reshape(k, L).astype(float)
+        t_fit = float(rec["ev_fit"][s])
+        out["t_fit"].append(t_fit)
+        out["t_erode"].append(claims.erosion_time(cap, t_fit) if np.isfinite(t_fit) else np.nan)
+        out["t_cap"].append(claims.capture_time(cap))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def lam_error(a: dict, b: dict) -> tuple[float, float]:
+    """Largest |delta Lambda| over the checkpoints, relative to the largest Lambda, and the share of
+    (seed, checkpoint, feature) whose captured state agrees."""
+    err = np.abs(a["lam"] - b["lam"]).max() / np.abs(b["lam"]).max()
+    return float(err), float(np.mean(a["features_captured"] == b["features_captured"]))
+
+
+def row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def fmt_t(ts) -> str:
+    return ", ".join("inf" if np.isinf(t) else "n/a" if np.isnan(t) else f"{t:.3g}" for t in ts)
+
+
+def part_sl(seeds: int) -> list[str]:
+    """Adaptive SL against plain GD at lr 10 (1e5 steps) to GD time 1e6: the erosion phase."""
+    horizon = 1e6
+    ref = run_method("sl", default_cfg(**{"train.step": "gd", "train.lr": 10.0, "train.sl_time": horizon,
+                                          "train.max_steps": 200_000}), seeds)
+    lines = ["| SL step | steps to 1e6 | max abs Lambda error / max Lambda | checkpoints with equal features "
+             "captured | t_fit per seed | t_erode per seed | classes with one feature at 1e6 |",
+             "|---|---|---|---|---|---|---|"]
+    w_ref = windows(ref, default_cfg())
+    lines.append(row("plain GD, lr 10", int(ref["step"][:, -1].max()), "reference", "reference",
+                     fmt_t(w_ref["t_fit"]), fmt_t(w_ref["t_erode"]), ref["classes_one_captured"][:, -1].tolist()))
+    for delta in (0.05, 0.0125):
+        rec = run_method("sl", default_cfg(**{"train.delta": delta, "train.sl_time": horizon}), seeds)
+        err, agree = lam_error(rec, ref)
+        w = windows(rec, default_cfg())
+        lines.append(row(f"adaptive, delta {delta:g}", int(rec["step"][:, -1].max()), f"{err:.3%}", f"{agree:.1%}",
+                         fmt_t(w["t_fit"]), fmt_t(w["t_erode"]), rec["classes_one_captured"][:, -1].tolist()))
+    return lines
+
+
+def part_mrp(seeds: int) -> list[str]:
+    """MRP per-kernel clocks (and the at-rest skip) at delta, delta/2, delta/4 through the capture phase."""
+    recs = {d: run_method("mrp", default_cfg(**{"train.delta": d, "train.max_steps": 200_000}), seeds)
+            for d in (0.05, 0.025, 0.0125)}
+    ref = recs[0.0125]
+    lines = ["| MRP per-kernel, delta | steps | max abs Lambda error / max Lambda (vs delta/4) | checkpoints with "
+             "equal features captured | t_cap per seed | median abs log10 ratio of capture times (vs delta/4) |",
+             "|---|---|---|---|---|---|"]
+    cap_ref = ref["ev_capture"].astype(float)
+    for d, rec in recs.items():
+        err, agree = lam_error(rec, ref)
+        cap = rec["ev_capture"].astype(float)
+        both = np.isfinite(cap) & np.isfinite(cap_ref) & (cap > 0) & (cap_ref > 0)
+        ratio = np.median(np.abs(np.log10(cap[both] / cap_ref[both]))) if both.any() else np.nan
+        lines.append(row(f"{d:g}", int(rec["step"][:, -1].max()), f"{err:.3%}", f"{agree:.1%}",
+                         fmt_t(windows(rec, default_cfg())["t_cap"]), f"{ratio:.4f}"))
+    return lines
+
+
+def part_rest(seeds: int) -> list[str]:
+    """MRP's kernels on the norm cap at the horizon: plain projected GD (dt 20, far below the stiffness
+    limit of ~200) for 20,000 steps (GD time 4e5, thousands of the stiff mode's relaxation times) from the
+    final state; the at-rest skip is right if those kernels do not move (relative motion << delta^2)."""
+    cfg = default_cfg()
+    cap = cfg.mrp.norm_cap * cfg.net.varrho
+
+    def one(kk):
+        D = experiment.make_data(kk[0], cfg)
+        k_init, k_mask, _ = jax.random.split(kk[2], 3)
+        params, _, _, _, _ = train.train_mrp(train.init_mrp(k_init, cfg), k_mask, D.pre, cfg,
+                                             experiment.mrp_times(cfg), lambda p, tw: 0.0)
+        W0 = params.state[0]["W"]
+
+        def gd(W, _):
+            g = train.mrp_grad({"W": W, "B": params.state[0]["B"]}, W, kk[2], D.pre, cfg)["W"]
+            return flow.project(W - 20.0 * flow.tangent(W, g, cap), cap), None
+
+        W1, _ = jax.lax.scan(gd, W0, None, length=20_000)
+        on_cap = jnp.linalg.norm(W0, axis=1) >= cap * (1 - 1e-4)
+        move = jnp.linalg.norm(W1 - W0, axis=1) / jnp.linalg.norm(W0, axis=1)
+        return on_cap, move
+
+    on_cap, move = (np.asarray(a) for a in jax.jit(jax.vmap(one))(keys(seeds)))
+    delta = cfg.train.delta
+    moved = move[on_cap]
+    return ["| seeds | kernels on the cap at 1e10 | largest relative motion over GD time 4e5 of plain GD | "
+            "median | delta^2 |", "|---|---|---|---|---|",
+            row(seeds, int(on_cap.sum()), f"{moved.max():.2e}", f"{np.median(moved):.2e}", f"{delta**2:.2e}")]
+
+
+PARTS = {"sl": part_sl, "mrp": part_mrp, "rest": part_rest}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("part", choices=list(PARTS))
+    p.add_argument("--seeds", type=int, default=None, help="seeds (default: 2 for sl, 4 otherwise)")
+    args = p.parse_args(argv)
+    seeds = args.seeds or (2 if args.part == "sl" else 4)
+    lines = PARTS[args.part](seeds)
+    text = "\n".join(lines) + "\n"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{args.part}.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
