@@ -318,6 +318,7 @@ def no_constants(name):
 
 def test_report_writes_valid_json_and_markdown(tmp_path):
     rows, _ = theory_run(3)
+    rows.loc[rows["method"] == "mrp", "features_captured"] = 10.0  # mrp_captures_all fails
     events = pd.concat([seed_events(s, mrp_cap=np.r_[[1.0] * 10, [math.inf] * 10]) for s in range(3)])
     out = results_dir(tmp_path / "r", rows, events)  # t_cap not within MRP's horizon in every seed
     text = K.report(out)
