@@ -24,7 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mvsim.plots import aggregate, mean_ci, wilson_ci
+from mvsim.plotstats import aggregate, mean_ci, wilson_ci
 
 BASE_COLS = ("grid_point", "seed", "cls")
 

@@ -44,8 +44,8 @@ from mvsim import config as C
 from mvsim import regime
 from mvsim import tables
 from mvsim.metrics import FIT_ACC
-from mvsim.plots import ResultsError, diverged_mask, load_results, mean_ci, wilson_ci
-from mvsim.plotstats import bootstrap_slope
+from mvsim.plotdata import ResultsError, load_results
+from mvsim.plotstats import bootstrap_slope, diverged_mask, mean_ci, wilson_ci
 
 SEEDS_MAJORITY = 0.5  # shares of seeds: "w.h.p. over the initialisation" read as "in most seeds"
 SCALE_NOTE = ("GD times of SL (cross-entropy) and MRP (squared error) compare only up to the scales of "

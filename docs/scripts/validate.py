@@ -3,6 +3,7 @@
     python docs/scripts/validate.py sl   [--seeds 2]   # SL: adaptive step against plain GD (lr 10) to 1e6
     python docs/scripts/validate.py mrp  [--seeds 4]   # MRP per-kernel clocks at delta, delta/2, delta/4 to 1e10
     python docs/scripts/validate.py rest [--seeds 4]   # MRP's at-rest kernels: do they move under plain GD?
+    python docs/scripts/validate.py compare A B        # two results directories on their common seeds
 
 Each prints a markdown table and writes it to results/validate/<part>.md. The default run at
 delta/4 and the norm cap are plain sweeps (commands in docs/results.md). Seeds are those of the
@@ -35,9 +36,10 @@ def default_cfg(**values) -> C.Config:
     return C.with_values(cfg, values)
 
 
-def keys(seeds: int):
-    """The keys run_seed gives SL and MRP for the default run's seeds 0..S-1 (data, sl, mrp)."""
-    ks = experiment.seed_keys(0, range(seeds))
+def keys(seeds):
+    """The keys run_seed gives SL and MRP for the default run's seeds (a count: 0..S-1, or a list):
+    (data, sl, mrp) per seed."""
+    ks = experiment.seed_keys(0, range(seeds) if isinstance(seeds, int) else seeds)
     return jax.vmap(lambda k: jax.random.split(k, 7)[:3])(ks)
 
 
@@ -51,7 +53,8 @@ def run_method(method: str, cfg: C.Config, seeds: int) -> dict:
         return rec
     start = time.time()
     rec = jax.device_get(jax.jit(jax.vmap(one))(keys(seeds)))
-    print(f"  {method} {dict(step=cfg.train.step, delta=cfg.train.delta)}: {time.time() - start:.0f} s", flush=True)
+    step = cfg.train.step if method == 'sl' else cfg.mrp.step
+    print(f"  {method} {dict(step=step, delta=cfg.train.delta)}: {time.time() - start:.0f} s", flush=True)
     return {k: np.asarray(v) for k, v in rec.items()}
 
 
@@ -83,23 +86,37 @@ def fmt_t(ts) -> str:
     return ", ".join("inf" if np.isinf(t) else "n/a" if np.isnan(t) else f"{t:.3g}" for t in ts)
 
 
-def part_sl(seeds: int) -> list[str]:
-    """Adaptive SL against plain GD at lr 10 (1e5 steps) to GD time 1e6: the erosion phase."""
+def part_sl(seeds) -> list[str]:
+    """Adaptive SL against plain GD to GD time 1e6, through the erosion phase: seeds whose lottery
+    window closes before 1e6 in the default run. Plain GD at lr 10 (1e5 steps) is itself a
+    discretisation of the flow, so the flow's reference is the adaptive step at delta / 16, and plain
+    GD at lr 5 (to 1e5) shows how GD's own error scales with its step."""
     horizon = 1e6
-    ref = run_method("sl", default_cfg(**{"train.step": "gd", "train.lr": 10.0, "train.sl_time": horizon,
-                                          "train.max_steps": 200_000}), seeds)
-    lines = ["| SL step | steps to 1e6 | max abs Lambda error / max Lambda | checkpoints with equal features "
-             "captured | t_fit per seed | t_erode per seed | classes with one feature at 1e6 |",
+    runs = {"plain GD, lr 10": default_cfg(**{"train.step": "gd", "train.lr": 10.0, "train.sl_time": horizon,
+                                              "train.max_steps": 200_000}),
+            "plain GD, lr 5 (to 1e5)": default_cfg(**{"train.step": "gd", "train.lr": 5.0, "train.sl_time": 1e5,
+                                                      "train.max_steps": 200_000})}
+    for delta in (0.05, 0.0125, 0.003125):
+        runs[f"adaptive, delta {delta:g}"] = default_cfg(**{"train.delta": delta, "train.sl_time": horizon,
+                                                            "train.max_steps": 200_000})
+    recs = {name: run_method("sl", cfg, seeds) for name, cfg in runs.items()}
+    flow_ref, gd_ref = recs["adaptive, delta 0.003125"], recs["plain GD, lr 10"]
+    lines = ["| SL | steps | Lambda error vs the flow (delta/16): max, to 1e5 | vs plain GD lr 10: max, to 1e5 | "
+             "checkpoints with equal captured counts (vs GD lr 10) | t_fit per seed | t_erode per seed |",
              "|---|---|---|---|---|---|---|"]
-    w_ref = windows(ref, default_cfg())
-    lines.append(row("plain GD, lr 10", int(ref["step"][:, -1].max()), "reference", "reference",
-                     fmt_t(w_ref["t_fit"]), fmt_t(w_ref["t_erode"]), ref["classes_one_captured"][:, -1].tolist()))
-    for delta in (0.05, 0.0125):
-        rec = run_method("sl", default_cfg(**{"train.delta": delta, "train.sl_time": horizon}), seeds)
-        err, agree = lam_error(rec, ref)
+    n5 = len(flow.log_times(default_cfg().train.checkpoints, 1e5))  # log times up to 1e5
+
+    def err(rec, ref):
+        cut = lambda r, n: {k: v[:, :n] for k, v in r.items() if k in ("lam", "features_captured")}
+        full = lam_error(rec, ref)[0] if rec["lam"].shape[1] == ref["lam"].shape[1] else None
+        return ("n/a" if full is None else f"{full:.2%}") + f", {lam_error(cut(rec, n5), cut(ref, n5))[0]:.2%}"
+
+    for name, rec in recs.items():
+        T = rec["lam"].shape[1]
+        agree = float(np.mean(rec["features_captured"] == gd_ref["features_captured"][:, :T]))
         w = windows(rec, default_cfg())
-        lines.append(row(f"adaptive, delta {delta:g}", int(rec["step"][:, -1].max()), f"{err:.3%}", f"{agree:.1%}",
-                         fmt_t(w["t_fit"]), fmt_t(w["t_erode"]), rec["classes_one_captured"][:, -1].tolist()))
+        lines.append(row(name, int(rec["step"][:, -1].max()), err(rec, flow_ref), err(rec, gd_ref), f"{agree:.1%}",
+                         fmt_t(w["t_fit"]), fmt_t(w["t_erode"])))
     return lines
 
 
@@ -133,7 +150,7 @@ def part_rest(seeds: int) -> list[str]:
         D = experiment.make_data(kk[0], cfg)
         k_init, k_mask, _ = jax.random.split(kk[2], 3)
         params, _, _, _, _ = train.train_mrp(train.init_mrp(k_init, cfg), k_mask, D.pre, cfg,
-                                             experiment.mrp_times(cfg), lambda p, tw: 0.0)
+                                             experiment.mrp_times(cfg), lambda p, tw: jnp.zeros(()))
         W0 = params.state[0]["W"]
 
         def gd(W, _):
@@ -153,19 +170,47 @@ def part_rest(seeds: int) -> list[str]:
             row(seeds, int(on_cap.sum()), f"{moved.max():.2e}", f"{np.median(moved):.2e}", f"{delta**2:.2e}")]
 
 
+def compare(a: Path, b: Path) -> list[str]:
+    """Verdicts and windows of two results directories (for instance the default at delta and delta/4)
+    on the seeds they share, with the per-seed ratio of each window time (B over A)."""
+    from mvsim.plotdata import load_results
+
+    ra, rb = load_results(a), load_results(b)
+    seeds = sorted(set(ra.summary["seed"]) & set(rb.summary["seed"]))
+    pick = lambda df: df[df["seed"].isin(seeds)]
+    tabs = [claims.claims(pick(r.summary), pick(r.events), r.cfg).set_index("claim") for r in (ra, rb)]
+    wins = [claims.windows(pick(r.summary), pick(r.events), r.cfg.data.L).set_index("seed") for r in (ra, rb)]
+    lines = [f"{len(seeds)} common seeds; A = {a}, B = {b}", "",
+             "| claim | A verdict | A measured [95% CI] | B verdict | B measured [95% CI] |", "|---|---|---|---|---|"]
+    for claim in tabs[0].index:
+        x, y = tabs[0].loc[claim], tabs[1].loc[claim]
+        lines.append(row(claim, x["verdict"], f"{x['measured']:.3g} [{x['lo']:.3g}, {x['hi']:.3g}]",
+                         y["verdict"], f"{y['measured']:.3g} [{y['lo']:.3g}, {y['hi']:.3g}]"))
+    lines += ["", "| window | A geometric mean [95% CI] | B | per-seed B / A: median (min, max) |", "|---|---|---|---|"]
+    for t in ("t_fit", "t_erode", "t_cap"):
+        ratio = (wins[1][t] / wins[0][t]).to_numpy(float)
+        ratio = ratio[np.isfinite(ratio)]
+        lines.append(row(t, claims._fmt_time(wins[0][t]), claims._fmt_time(wins[1][t]),
+                         f"{np.median(ratio):.3g} ({ratio.min():.3g}, {ratio.max():.3g})" if ratio.size else "n/a"))
+    return lines
+
+
 PARTS = {"sl": part_sl, "mrp": part_mrp, "rest": part_rest}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=list(PARTS))
-    p.add_argument("--seeds", type=int, default=None, help="seeds (default: 2 for sl, 4 otherwise)")
+    p.add_argument("part", choices=list(PARTS) + ["compare"])
+    p.add_argument("dirs", nargs="*", type=Path, help="compare: two results directories")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default 4; sl: seeds 8 and 11, whose "
+                                                                    "windows close before 1e6 in the default run)")
     args = p.parse_args(argv)
-    seeds = args.seeds or (2 if args.part == "sl" else 4)
-    lines = PARTS[args.part](seeds)
+    seeds = args.seeds or ([8, 11] if args.part == "sl" else 4)
+    lines = compare(*args.dirs) if args.part == "compare" else PARTS[args.part](seeds)
     text = "\n".join(lines) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{args.part}.md").write_text(text)
+    name = args.part if args.part != "compare" else f"compare_{args.dirs[0].name}_{args.dirs[1].name}"
+    (OUT / f"{name}.md").write_text(text)
     print(text)
     return 0
 
