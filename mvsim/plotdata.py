@@ -132,6 +132,13 @@ def load_results(out) -> Results:
     if not (out / "config.toml").is_file():
         raise ResultsError(f"'{out}' has no config.toml (not a results directory of mvsim.sweep?)")
     cfg, grid, seeds = C.load_run_toml(out / "config.toml")
+    try:
+        return _load(out, cfg, grid, seeds)
+    except store.DamagedFile as e:
+        raise ResultsError(str(e)) from None
+
+
+def _load(out: Path, cfg, grid, seeds) -> Results:
     summary = store.load(out)
     if not len(summary):
         raise ResultsError(f"'{out}' has no results yet (no rows in {out / store.SUMMARY}/*.parquet)")

@@ -6,6 +6,9 @@ Layout of DIR:
   features/<chunk>.parquet Lambda_{i,l} over training, long format
   events/<chunk>.parquet   first GD times of feature and fit events, at step resolution (mvsim.tables)
 A chunk counts as done when its summary file exists; its features and events files are written first.
+A chunk whose files cannot be read (a disk fault, a copy cut short) is moved aside to DIR/damaged/ on
+resume, and its seeds run again; reading such a file anywhere else raises `DamagedFile`, one line
+naming it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 SUMMARY, FEATURES, EVENTS = "summary", "features", "events"
+PARTS = (SUMMARY, FEATURES, EVENTS)
+DAMAGED = "damaged"
+
+
+class DamagedFile(ValueError):
+    """A results file that cannot be read; the message is one line naming it."""
 
 
 def chunk_name(grid_point: int, seeds, process: int = 0) -> str:
@@ -39,11 +49,42 @@ def write_chunk(out: Path, name: str, summary: pd.DataFrame, features: pd.DataFr
     write_atomic(summary, out / SUMMARY / name)
 
 
+def _read(path: Path, columns=None) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a damaged file
+        raise DamagedFile(f"'{path}' is damaged and cannot be read ({type(e).__name__}); rerun the sweep on its "
+                          f"directory to move it aside to {DAMAGED}/ and recompute its seeds") from None
+
+
 def _read_all(folder: Path, columns=None) -> pd.DataFrame:
     files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
     if not files:
         return pd.DataFrame(columns=columns)
-    return pd.concat([pd.read_parquet(f, columns=columns) for f in files], ignore_index=True)
+    return pd.concat([_read(f, columns) for f in files], ignore_index=True)
+
+
+def _readable(path: Path) -> bool:
+    """Can the Parquet footer of `path` be read (a truncated or overwritten file fails)?"""
+    try:
+        pq.read_metadata(path)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def quarantine_damaged(out) -> list[str]:
+    """Move every chunk with an unreadable file (summary, features or events) to DIR/damaged/, so
+    that its seeds count as not done and run again; returns the damaged files' paths."""
+    out = Path(out)
+    damaged = [f for part in PARTS if (out / part).is_dir() for f in sorted((out / part).glob("*.parquet"))
+               if not _readable(f)]
+    for name in sorted({f.name for f in damaged}):
+        for part in PARTS:
+            if (out / part / name).exists():
+                (out / DAMAGED).mkdir(exist_ok=True)
+                os.replace(out / part / name, out / DAMAGED / f"{part}_{name}")
+    return [str(f) for f in damaged]
 
 
 def load(out) -> pd.DataFrame:

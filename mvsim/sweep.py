@@ -525,6 +525,9 @@ def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1,
     log = log or (lambda msg: None)
     out = Path(out)
     refuse_other_run(out, plan.toml)  # before looking at another run's files
+    for path in store.quarantine_damaged(out) if out.is_dir() else []:
+        print(f"mvsim.sweep: warning: {path} is damaged: its chunk moved to {out / store.DAMAGED}, its seeds "
+              f"run again", file=sys.stderr)
     check_disk(plan, out, store.done_seeds(out) if (out / store.SUMMARY).is_dir() else None)
     devices = start_jax(coordinator, num_processes, process_id, log)
     check_resources(plan, devices, chunk, log)

@@ -287,6 +287,29 @@ def test_resume_drops_a_features_file_whose_summary_was_never_written(reference,
     same(out, reference)
 
 
+def test_a_damaged_chunk_is_named_then_moved_aside_and_recomputed(reference, tmp_path, capsys):
+    """A truncated part file (a disk fault, a copy cut short): the claims and the loaders name it in one
+    line; resuming moves the chunk to DIR/damaged/ and recomputes its seeds, losing nothing else."""
+    from mvsim import claims
+
+    out = tmp_path / "damaged"
+    assert run(out, seeds=4, chunk=2) == 0
+    hit = out / "events" / store.chunk_name(0, [2, 3])
+    hit.write_bytes(hit.read_bytes()[:100])
+    capsys.readouterr()
+    assert claims.main([str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(hit) in err[0] and "damaged" in err[0]
+    with pytest.raises(store.DamagedFile, match="damaged"):
+        store.load_events(out)
+    assert run(out, seeds=6, chunk=2) == 0
+    assert f"{hit} is damaged" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "damaged").iterdir()) == sorted(
+        f"{part}_{hit.name}" for part in ("summary", "features", "events"))
+    same(out, reference)
+    assert len(store.load_events(out)) == len(store.load_events(reference))
+
+
 def test_more_seeds_resume_with_partial_chunks(reference, tmp_path):
     out = tmp_path / "grow"
     assert run(out, seeds=3, chunk=2) == 0  # chunks {0, 1}, {2} (padded)
