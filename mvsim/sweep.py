@@ -85,6 +85,9 @@ def parse_args(argv):
     p.add_argument("--no-claims", action="store_true",
                    help="do not write DIR/claims.md and DIR/claims.json nor print the claims report at the end")
     p.add_argument("--pdf", action="store_true", help="write PDF figures beside the PNGs")
+    p.add_argument("--allow-code-change", action="store_true",
+                   help="resume a directory written by other mvsim code (DIR/provenance.json records which); "
+                        "refused by default, so that results of two versions of the dynamics never mix silently")
     return p.parse_args(argv)
 
 
@@ -517,14 +520,16 @@ def finish(out: Path, plots: bool = True, pdf: bool = False, claims: bool = True
 
 
 def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1, coordinator=None,
-            log=None, progress=False, plots=True, pdf=False, claims=True, show_claims=True) -> None:
+            log=None, progress=False, plots=True, pdf=False, claims=True, show_claims=True,
+            allow_code_change=False) -> None:
     """Run `plan` into the results directory `out` (resuming it), as the CLI does. Raises
     ConfigError (one line) before compiling anything when the run is refused."""
-    from mvsim import store
+    from mvsim import provenance, store
 
     log = log or (lambda msg: None)
     out = Path(out)
     refuse_other_run(out, plan.toml)  # before looking at another run's files
+    provenance.check(out, allow_code_change)
     for path in store.quarantine_damaged(out) if out.is_dir() else []:
         print(f"mvsim.sweep: warning: {path} is damaged: its chunk moved to {out / store.DAMAGED}, its seeds "
               f"run again", file=sys.stderr)
@@ -532,6 +537,7 @@ def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1,
     devices = start_jax(coordinator, num_processes, process_id, log)
     check_resources(plan, devices, chunk, log)
     prepare_out(out, plan.toml)
+    runs = provenance.start(out, devices) if process_id == 0 else None
     done = store.done_seeds(out)
     work, why = plan_work(plan, devices, chunk, done, process_id, num_processes)
     if plan.note:
@@ -553,6 +559,7 @@ def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1,
     bar.close()
     warn_diverged(n_diverged)
     if process_id == 0:
+        provenance.finish(out, runs)
         finish(out, plots=plots, pdf=pdf, claims=claims, show=show_claims, log=log)
     log(f"mvsim.sweep: results in {out} (load with mvsim.store.load)")
 
@@ -565,7 +572,8 @@ def main(argv=None) -> int:
         out = Path(args.out) if args.out else default_out()
         execute(plan, out, chunk=args.chunk, process_id=args.process_id, num_processes=args.num_processes,
                 coordinator=args.coordinator, log=log, progress=not args.quiet, plots=not args.no_plots,
-                pdf=args.pdf, claims=not args.no_claims, show_claims=not args.quiet)
+                pdf=args.pdf, claims=not args.no_claims, show_claims=not args.quiet,
+                allow_code_change=args.allow_code_change)
     except C.ConfigError as e:
         print(f"mvsim.sweep: error: {e}", file=sys.stderr)
         return 2

@@ -310,6 +310,26 @@ def test_a_damaged_chunk_is_named_then_moved_aside_and_recomputed(reference, tmp
     assert len(store.load_events(out)) == len(store.load_events(reference))
 
 
+def test_provenance_is_recorded_and_other_code_is_refused(reference, tmp_path, capsys, monkeypatch):
+    import json as _json
+
+    from mvsim import provenance
+
+    runs = _json.loads((reference / "provenance.json").read_text())["runs"]
+    assert runs[0]["code_hash"] == provenance.code_hash() and runs[0]["end"] and runs[0]["backend"] == "cpu"
+    assert {"mvsim", "commit", "dirty", "jax", "jaxlib", "devices", "start"} <= set(runs[0])
+    out = tmp_path / "other"
+    assert run(out, seeds=2, chunk=2) == 0
+    monkeypatch.setattr(provenance, "code_hash", lambda: "0123456789abcdef")  # as if the code changed
+    capsys.readouterr()
+    assert run(out, seeds=4, chunk=2) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other code" in err[0] and "--allow-code-change" in err[0]
+    assert len(store.load(out)) == 2 * tiny_rows_per_seed()  # nothing added
+    assert run(out, "--allow-code-change", seeds=4, chunk=2) == 0
+    assert len(_json.loads((out / "provenance.json").read_text())["runs"]) == 2
+
+
 def test_more_seeds_resume_with_partial_chunks(reference, tmp_path):
     out = tmp_path / "grow"
     assert run(out, seeds=3, chunk=2) == 0  # chunks {0, 1}, {2} (padded)
