@@ -32,6 +32,9 @@ RULES = {
               "only when the orthonormal features would fill more than half of the space (the rest holds the "
               "noise that SL memorises single-view points with)",
     "net.sigma_0": "x (k_ref/k)^(1/(q-2)): sigma_0^(q-2) ~ 1/k",
+    "data.gamma": "x sigma_0/sigma_0,ref: the feature noise keeps its size against the initial correlations; "
+                  "gamma / sigma_0 sets SL's lottery window (docs/results.md, mechanisms: at k = 10, gamma / "
+                  "sigma_0 = 4, the ratio a fixed gamma reaches at k = 40, closes the window at its fit)",
     "train.mrp_time": "x (sigma_0,ref/sigma_0)^(2q-2), rounded up to 1 or 3 x 10^e, never below the reference: "
                       "MRP's hitting time with a stop-gradient teacher scales like Lambda(0)^-(2q-2)",
     "train.sl_time, train.ft_time": "x (sigma_0,ref/sigma_0)^(q-2), rounded up likewise: the cross-entropy "
@@ -129,7 +132,8 @@ def derived(cfg: C.Config, k: int) -> dict:
         "data.n_train": max(1, round(d.n_train * ratio)),
         "data.n_pretrain": max(1, round(d.n_pretrain * ratio)),
         "data.d": room if d.d < D_ROOM * k_pre * d.L else d.d,
-        "net.sigma_0": scaled_sigma_0(cfg.net.sigma_0, cfg.net.q, k_ref, k),
+        "net.sigma_0": (sigma_0 := scaled_sigma_0(cfg.net.sigma_0, cfg.net.q, k_ref, k)),
+        "data.gamma": d.gamma * sigma_0 / cfg.net.sigma_0,
     }
 
 

@@ -143,3 +143,12 @@ def test_regime_cli_prints_the_assumption_report_on_stderr(capsys):
     out, err = capsys.readouterr()
     C.from_dict(__import__("tomllib").loads(out))  # stdout is still the config alone
     assert "memorisation load | 0.592" in err and "**departs**" in err
+
+
+def test_feature_noise_scales_with_sigma_0():
+    """gamma / sigma_0 sets SL's lottery window (docs/results.md, mechanisms), so the rules keep it."""
+    cfg = C.Config()
+    for k in (20, 40, 80):
+        new = regime.at_k(cfg, k)
+        assert new.data.gamma / new.net.sigma_0 == pytest.approx(cfg.data.gamma / cfg.net.sigma_0)
+    assert regime.at_k(cfg, 40, {"data.gamma": 0.01}).data.gamma == 0.01  # an override wins
