@@ -57,3 +57,41 @@ def to_md(df):
     out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
     return "\n".join(out)
+
+
+def hitting_at_line(features, method, threshold):
+    """Per (seed, cls, feature) of `method`: lam_init, t_hit and winner at any line `threshold`, read from
+    the checkpoints (interpolated in log-log between the last one below and the first at or above). The
+    events table times the capture line itself at step resolution (`claims.hitting_times`); this reading
+    serves the other lines (0.2, 0.5 varrho), at checkpoint resolution."""
+    keys = ["seed", "cls", "feature"]
+    f = features[features["method"] == method].sort_values(keys + ["gd_time"], kind="stable")
+    rows = []
+    for key, g in f.groupby(keys, sort=True):
+        t, lam = g["gd_time"].to_numpy(float), g["lam"].to_numpy(float)
+        above = np.flatnonzero(lam >= threshold)
+        hit = np.inf
+        if above.size:
+            i = above[0]
+            hit = t[i]
+            if i > 0 and t[i - 1] > 0 and lam[i - 1] > 0:
+                frac = np.log(threshold / lam[i - 1]) / np.log(lam[i] / lam[i - 1])
+                hit = float(np.exp(np.log(t[i - 1]) + frac * np.log(t[i] / t[i - 1])))
+        rows.append((*key, float(lam[0]), hit))
+    out = pd.DataFrame(rows, columns=keys + ["lam_init", "t_hit"])
+    rank = out.groupby(["seed", "cls"])["t_hit"].rank(method="first")
+    out["winner"] = (rank == 1) & np.isfinite(out["t_hit"])
+    return out
+
+
+def race_at_line(features, method, threshold, q, winners=False):
+    """`claims.race_law`'s fit (bootstrap over seeds) on `hitting_at_line`'s times."""
+    from mvsim.plotstats import bootstrap_slope
+
+    hits = hitting_at_line(features, method, threshold)
+    used = hits[hits["winner"]] if winners else hits
+    used = used[np.isfinite(used["t_hit"]) & (used["t_hit"] > 0) & (used["lam_init"] > 0)]
+    b, lo, hi = bootstrap_slope(np.log(used["lam_init"]), np.log(used["t_hit"]), used["seed"].to_numpy())
+    expected = -(q - 2) if method == "sl" else -(2 * q - 2)
+    return dict(b=b, ci=(lo, hi), n=len(used), censored=int(np.isinf(hits["t_hit"]).sum()),
+                seeds=int(used["seed"].nunique()), expected=expected)

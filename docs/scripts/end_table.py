@@ -17,7 +17,7 @@ def table(name):
     for gp, g in s.groupby("grid_point", sort=True):
         L = res.point_cfg(gp).data.L
         total = float(g["features_total"].iloc[0])
-        win = claims.windows(g, L)
+        win = claims.windows(g, res.events[res.events["grid_point"] == gp], L)
         last = tables.last(g)
         by = {m: last[last["method"] == m].set_index("seed") for m in ("sl", "mrp", "mrp_ft")}
         gap = (by["mrp_ft"]["acc_single"] - by["sl"]["acc_single"]) if len(by["mrp_ft"]) else pd.Series(dtype=float)

@@ -18,12 +18,12 @@ def rows_for(name):
         thr = frac * cfg.metrics.capture_frac * varrho
         for method, winners, subset in [("sl", True, "each class's winner"), ("sl", False, "all features"),
                                         ("mrp", False, "all features")]:
-            law = claims.race_law(f, method, thr, q, winners=winners)
+            law = race_at_line(f, method, thr, q, winners=winners)
             out.append(dict(run=f"{name} (q = {q}, sigma_0 = {cfg.net.sigma_0})", line=f"{frac:g} varrho",
                             method=method.upper(), subset=subset, fitted=law["n"], never=law["censored"],
                             seeds=law["seeds"], b=fmt(law["b"], *law["ci"]),
                             theory=f"{law['expected']:g}" if method == "mrp" or winners else ""))
-    lam0 = claims.hitting_gd_times(f, "mrp", varrho)["lam_init"]
+    lam0 = hitting_at_line(f, "mrp", varrho)["lam_init"]
     print(f"{name}: MRP Lambda(0) range {lam0.min():.3f}-{lam0.max():.3f} (median {lam0.median():.3f})")
     return out
 

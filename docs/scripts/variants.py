@@ -25,7 +25,7 @@ def point(name, key, value):
     s = res.summary
     if key is not None:
         s = s[np.isclose(s[key], value)] if isinstance(value, float) else s[s[key] == value]
-    return s if len(s) else None
+    return (s, res.events[res.events["grid_point"].isin(s["grid_point"].unique())]) if len(s) else None
 
 
 def at_or_before(mrp, seed, t):
@@ -34,9 +34,9 @@ def at_or_before(mrp, seed, t):
     return rows.sort_values("checkpoint").iloc[-1]
 
 
-def row(label, s, ref_win):
+def row(label, s, events, ref_win):
     total = float(s["features_total"].iloc[0])
-    win = claims.windows(s)
+    win = claims.windows(s, events)
     if ref_win is not None:
         same = np.allclose(win[["t_fit", "t_erode"]].to_numpy(float), ref_win[["t_fit", "t_erode"]].to_numpy(float))
         print(f"{label}: SL windows equal race_q3's: {same}")
@@ -73,11 +73,12 @@ def curve(s, col):
 if __name__ == "__main__":
     rows, curves, ref_win = [], {}, None
     for label, name, key, value in VARS:
-        s = point(name, key, value)
-        if s is None:
+        found = point(name, key, value)
+        if found is None:
             print(f"{label}: no results in {R / name}")
             continue
-        r, win = row(label, s, ref_win)
+        s, events = found
+        r, win = row(label, s, events, ref_win)
         ref_win = win if ref_win is None else ref_win
         rows.append(r)
         curves[label] = (curve(s, "features_captured"), curve(s, "features_reached"))
