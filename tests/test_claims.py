@@ -386,7 +386,7 @@ def test_verdicts_do_not_depend_on_mrp_loss_scale(tmp_path):
     """The well-posedness test: MRP at rate 1e3 and 1e-3 (its loss multiplied by 1e3 and 1e-3), with its
     horizon and fine-tuning start divided by the rate, is the same dynamics in other units of GD time.
     Every verdict must be the same; MRP's event times move by the factor 1e6 between the two runs, and
-    the descriptive t_cap / t_erode with them. Checkpoints are decades from 1e-6 to 1e11 (a grid that
+    its race exponent stays. Checkpoints are decades from 1e-6 to 1e11 (a grid that
     the factor maps onto itself); SL and fine-tuning are untouched."""
     import mvsim
 
@@ -406,6 +406,7 @@ def test_verdicts_do_not_depend_on_mrp_loss_scale(tmp_path):
     np.testing.assert_allclose(mrp[1], mrp[0] * 1e6, rtol=0.02)
     sl = [e[e["method"] == "sl"]["gd_time"].to_numpy() for e in (ev[1e3], ev[1e-3])]
     np.testing.assert_array_equal(sl[0], sl[1])
-    ratio = fast.loc["cap_over_erode", "measured"], slow.loc["cap_over_erode", "measured"]
-    if np.isfinite(ratio).all():
-        assert ratio[1] == pytest.approx(ratio[0] * 1e6, rel=0.02)
+    # a race exponent is a slope in log time, so a change of time unit leaves it as it is (the tiny
+    # config never reaches t_cap, so the described t_cap / t_erode has no value here to compare)
+    b = fast.loc["mrp_race", "measured"], slow.loc["mrp_race", "measured"]
+    assert np.isfinite(b).all() and b[1] == pytest.approx(b[0], abs=0.02)
