@@ -122,8 +122,13 @@ DEFAULT_CHECKPOINTS = tuple(float(f"{c}e{e}") for e in range(0, 10) for c in (1,
 class TrainConfig:
     step: str = param("adaptive", "SL, fine-tuning, ensembles and MRP with mrp.step = 'adaptive': global "
                       "adaptive GD step, or plain GD at train.lr", choices=("adaptive", "gd"))
-    delta: float = param(0.05, "adaptive steps: no kernel moves more than delta times its norm per step",
+    solver: str = param("euler", "adaptive steps: 'euler' (Euler steps sized by train.delta) or an explicit "
+                        "Runge-Kutta pair with error control at train.rtol: 'heun' (2nd order) or 'bosh3' "
+                        "(3rd order); see mvsim/solver.py", choices=("euler", "heun", "bosh3"))
+    delta: float = param(0.05, "Euler steps: no kernel moves more than delta times its norm per step",
                          lo=0.0, hi=1.0, lo_open=True)
+    rtol: float = param(1e-3, "Runge-Kutta steps: each step's local error at most rtol times each kernel's "
+                        "norm (estimated by the embedded pair)", lo=0.0, hi=1.0, lo_open=True)
     dt_max: float = param(1e12, "adaptive steps: largest step in GD time", lo=0.0, lo_open=True)
     lr: float = param(10.0, "plain GD step size (train.step or mrp.step = 'gd')", lo=0.0, lo_open=True)
     sl_time: float = param(1e10, "SL's horizon in GD time (sum of step sizes); also ensembles and distillation",

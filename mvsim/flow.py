@@ -5,28 +5,33 @@ for T steps follows the gradient flow dp/dt = -grad L(p) up to GD time t = eta *
 the step sizes). The theorems are about that flow at t = poly(k), so every method here reports
 GD time t, and is read at the same GD times (`train.checkpoints`).
 
-Three step rules, each an Euler step of that flow of size dt (GD time advances by dt):
+Step rules, each a step of that flow of size dt (GD time advances by dt); `Solver` names one:
 
-* `gd_dt`: plain GD, dt = eta. Faithful by definition; slow: 1e10 / eta steps to reach 1e10.
-* `adaptive_dt`: one dt for all parameters, the largest that keeps two things in bounds: the
-  motion (no kernel moves more than `delta` times its own norm) and the local error of the
-  Euler step just taken (Heun's estimate dt/2 ||g(t) - g(t - dt)||, at most delta^2 times the
-  kernel's norm; the next step grows at most 2x). The motion bound alone is normalised GD,
-  which never settles at a stable point (it zig-zags at the step size); the error bound
-  shrinks the step there. Euler steps of the *joint* flow with a step that depends on the
-  state follow the flow's path, and t, the sum of the steps, is the flow's time: a change of
-  time of the same flow. Accuracy is set by delta (tested against small-step GD in
-  tests/test_flow.py, and converging as delta -> 0).
-* per kernel (`controlled_dt` on (R,) arrays): a dt of its own for every kernel (row), the same
-  rule per row, with a GD clock
-  per kernel. This is a change of time only when the loss separates over kernels (each
-  kernel's gradient depends on that kernel alone: MRP with a fixed diagonal decoder and a
-  stop-gradient data2vec teacher; `config._separable`). Then the joint flow is k*m
-  independent flows, and re-timing each separately changes nothing but the times at which
-  they are observed; every kernel is stepped until its own clock reads the checkpoint, so
-  the state logged at a checkpoint is the flow's state at that GD time. MRP from a small
-  init needs this: its gradient scales like Lambda^(2q-1), so a global step is set by the
-  fastest kernel while the others sit still for 1e8 of GD time.
+* 'gd': plain GD, an Euler step dt = eta. Faithful by definition; slow: 1e10 / eta steps to
+  reach 1e10.
+* 'motion' (train.solver = 'euler'): Euler steps, one dt for all parameters, the largest that
+  keeps two things in bounds: the motion (no kernel moves more than `delta` times its own norm)
+  and the local error of the step just taken (Heun's estimate dt/2 ||v(t) - v(t - dt)||, at most
+  delta^2 times the kernel's norm; the next step grows at most 2x). The motion bound alone is
+  normalised GD, which never settles at a stable point (it zig-zags at the step size); the
+  error bound shrinks the step there.
+* 'error' (train.solver = 'heun' or 'bosh3'): an explicit Runge-Kutta pair (`mvsim.solver`) whose
+  embedded estimate bounds each step's local error by rtol times each kernel's norm; a step
+  over that is retried smaller (integral controller).
+
+Steps of the *joint* flow with a size that depends on the state follow the flow's path, and t,
+the sum of the steps, is the flow's time: a change of time of the same flow. Accuracy is set by
+delta or rtol (tested against small-step GD in tests/test_flow.py, converging as they -> 0).
+
+Per kernel (per_kernel = R): a dt of its own for every kernel (row), the same rule per row, with
+a GD clock per kernel. This is a change of time only when the loss separates over kernels (each
+kernel's velocity depends on that kernel alone: MRP with a fixed diagonal decoder and a
+stop-gradient data2vec teacher; `config._separable`). Then the joint flow is k*m independent
+flows, and re-timing each separately changes nothing but the times at which they are observed;
+every kernel is stepped until its own clock reads the checkpoint, so the state logged at a
+checkpoint is the flow's state at that GD time. MRP from a small init needs this: its gradient
+scales like Lambda^(2q-1), so a global step is set by the fastest kernel while the others sit
+still for 1e8 of GD time.
 
 Steps are clipped so that each clock lands exactly on the next checkpoint.
 """
@@ -39,6 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mvsim import solver as rk
+
 
 class Clocked(NamedTuple):
     """A training state on the GD clock. t, h, dt are () for a global clock or (R,) per kernel."""
@@ -46,11 +53,11 @@ class Clocked(NamedTuple):
     state: object  # the method's pytree (parameters, teacher, ...)
     t: jax.Array  # GD time reached
     n: jax.Array  # steps taken (int32)
-    h: jax.Array  # the step the controller proposes next (before clipping to a checkpoint)
+    h: jax.Array  # the step the controller proposes next (before clipping to a checkpoint); inf: at rest
     dt: jax.Array  # the last step taken (0 before the first)
-    g: object  # the gradient at the last step's start (for the error estimate)
+    g: object  # the velocity dy/dt at `state` (the next step's first stage)
     lo: jax.Array  # the rounding error of t: GD time is t + lo (float32 alone stalls at t ~ 1e9)
-    obs: object = None  # event margins of the state at the start of the last step (see `Events`)
+    obs: object = None  # event margins of `state` (see `Events`; None: not watched)
 
 
 # ---------------------------------------------------------------- step sizes
@@ -74,38 +81,12 @@ def _norm(a):
     return jnp.where(top > 0, top * jnp.linalg.norm(a / safe[:, None], axis=-1), 0.0)
 
 
-def gd_dt(lr, left):
-    """Plain GD: dt = lr, clipped to land on the checkpoint `left` GD time away."""
-    return jnp.minimum(lr, left)
-
-
-def controlled_dt(speed, err, h_prev, dt_prev, delta, dt_max, left):
-    """Next step (dt, proposal h) of the adaptive rule; arrays are () or per row (R,).
-
-    speed: relative speed ||g_r|| / ||w_r|| now (fastest row for a global clock); err: the last
-    step's relative local error dt_prev/2 ||g_r - g_r,prev|| / ||w_r|| (0 before the first step).
-    The proposal is the largest step with motion <= delta x norm, error <= delta^2 x norm (the
-    Euler error grows like dt^2, hence the square root), at most 2x the last proposal and
-    dt_max. The step taken is the proposal clipped to land on the checkpoint `left` GD time away.
-    """
-    h = jnp.where(speed > 0, delta / jnp.maximum(speed, 1e-30), dt_max)
-    h = jnp.where(err > 0, jnp.minimum(h, dt_prev * jnp.sqrt(delta**2 / jnp.maximum(err, 1e-30))), h)
-    h = jnp.where(dt_prev > 0, h, delta * h)  # no error estimate yet: start with motion delta^2
-    h = jnp.minimum(jnp.minimum(h, 2.0 * h_prev), dt_max)
-    return jnp.maximum(jnp.minimum(h, left), 0.0), h
-
-
-def step_error(p, g, g_prev, dt_prev, floor):
-    """Relative local error of the last Euler step, per row: dt_prev/2 ||g - g_prev|| / ||p||."""
-    return 0.5 * dt_prev * row_speed(p, g - g_prev, floor)
-
-
-def at_rest(p, g, g_prev, dt_prev, delta, floor, cap):
+def at_rest(p, g, g_prev, dt_prev, tol, floor, cap):
     """Rows settled at a stable fixed point on the sphere ||w|| = cap (per-kernel clocks only), (R,).
 
     From the last step, the row's contraction rate is lam = ||g - g_prev|| / (dt_prev ||g_prev||),
     so its distance to the fixed point is about ||g|| / lam. A row is at rest when its gradient
-    shrank over the last step and that distance is below delta^2 times its norm. An autonomous
+    shrank over the last step and that distance is below tol times its norm. An autonomous
     flow that is that close to a stable fixed point stays there for all later times, so the row
     may skip to the next checkpoint unmoved: explicit steps cannot (their size is bounded by the
     fixed point's stiffness, ~200 GD time per step for a captured MRP kernel at the norm cap,
@@ -118,7 +99,7 @@ def at_rest(p, g, g_prev, dt_prev, delta, floor, cap):
     change = _norm(g - g_prev)
     size = jnp.maximum(_norm(p), floor)
     dist = dt_prev * gn * gpn / jnp.maximum(change * size, 1e-30)
-    return on_cap & (dt_prev > 0) & (gn < gpn) & (change > 0) & (dist < delta**2)
+    return on_cap & (dt_prev > 0) & (gn < gpn) & (change > 0) & (dist < tol)
 
 
 def left(c: Clocked, target):
@@ -212,31 +193,92 @@ def log_times(checkpoints, horizon: float, extra=()) -> np.ndarray:
     return np.unique(np.asarray(times, np.float64))
 
 
-def run_clocked(step: Callable, state, grad0, times: np.ndarray, max_steps: int, log: Callable,
-                per_kernel=0, dt_max=1e12, watch: Callable | None = None):
-    """Run `step` until the clock reads each of `times` in turn; log there.
+class Solver(NamedTuple):
+    """How a flow is stepped: `rule` 'gd' (plain GD at lr), 'motion' (Euler, delta) or 'error'
+    (the pair `tableau` at rtol); dt_max caps every step. Kernels at rest on the norm cap (see
+    `at_rest`) are detected at rest_tol (delta^2 for 'motion', rtol for 'error')."""
 
-    step(Clocked, target) -> Clocked takes one step towards GD time `target` (never past it); with
-    `watch`, it also sets `obs` of the returned Clocked to the margins of the state it started from.
-    grad0: a pytree shaped like the gradients step keeps in Clocked.g (zeros).
-    per_kernel = R gives a clock per row (R,), else one clock. Stops stepping after max_steps in
-    all, so that a run that cannot reach its horizon still ends; its `t` then says how far it got.
-    watch(state) -> margins (a pytree; leading axis R with per-kernel clocks): the events
-    (`Events`) are their first crossings of 0, timed inside the step where they happen.
-    Returns (final Clocked, logs stacked over times (leading axis len(times)), t at each log
-    (len(times),) or (len(times), R), steps at each log, first crossing times like watch's
-    margins (None without watch)).
+    rule: str
+    tableau: rk.Tableau
+    lr: float
+    delta: float
+    rtol: float
+    dt_max: float
+
+    @property
+    def rest_tol(self):
+        return self.rtol if self.rule == "error" else self.delta**2
+
+
+def _where(keep, new, old):
+    """Leaves of `new` where keep (() or (R,) per row), of `old` elsewhere."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(rk.lead(keep, a), a, b), new, old)
+
+
+def make_step(field, move, rel, sol: Solver, rest=None):
+    """(init, step) of the flow dy/dt = v(y) under `sol`, for `run_clocked`.
+
+    field(y, n) -> (velocity pytree, event margins or None) at state y (n: steps so far, for
+    fresh masks); move(y, dt, v) -> the state at y + dt * v (dt () or (R,); with any projection);
+    rel(y, e) -> relative size of a velocity-shaped e against y, per clock (() or (R,): the
+    largest ||e_r|| / ||y_r|| over the clock's rows). rest(y, v, v_prev, dt) -> (R,) rows at
+    rest (per-kernel clocks only): they jump to each checkpoint unmoved (`at_rest`).
+    init(y, rows=0) -> the Clocked at GD time 0 (rows = R: a clock per row).
+    step(c, target) -> the Clocked after one step towards GD time target (never past it).
     """
-    t0 = jnp.zeros((per_kernel,) if per_kernel else ())
-    obs0 = watch(state) if watch else None
-    c = Clocked(state, t0, jnp.asarray(0, jnp.int32), t0 + dt_max, t0, grad0, t0, obs0)
-    ev = no_events(obs0, t0) if watch else None
+    tab = sol.tableau
+
+    def init(y, rows=0):
+        t0 = jnp.zeros((rows,) if rows else ())
+        v, obs = field(y, jnp.asarray(0, jnp.int32))
+        first = rk.first_step(rel(y, v), sol.rest_tol, sol.dt_max)
+        h = jnp.broadcast_to(jnp.asarray(sol.lr, jnp.float32), t0.shape) if sol.rule == "gd" else first
+        return Clocked(y, t0, jnp.asarray(0, jnp.int32), h + t0, t0, v, t0, obs)
+
+    def step(c: Clocked, target):
+        to_go = jnp.maximum(left(c, target), 0.0)
+        resting = jnp.isinf(c.h)
+        dt = jnp.minimum(c.h, to_go)
+        moving_dt = jnp.where(resting, 0.0, dt)
+        y, err, v, obs = rk.rk_step(field, move, tab, c.state, c.g, moving_dt, c.n)
+        if sol.rule == "error":
+            accept, h = rk.error_control(rel(c.state, err) / sol.rtol, moving_dt, c.h, tab.order, sol.dt_max)
+        elif sol.rule == "motion":
+            e = jax.tree_util.tree_map(lambda a, b: 0.5 * rk.lead(moving_dt, a) * (a - b), v, c.g)
+            accept = jnp.ones(jnp.shape(dt), bool)
+            h = rk.motion_control(rel(y, v), rel(y, e), c.h, moving_dt, sol.delta, sol.dt_max)
+        else:
+            accept, h = jnp.ones(jnp.shape(dt), bool), c.h
+        if rest is not None:
+            h = jnp.where(accept & rest(y, v, c.g, moving_dt), jnp.inf, h)
+        h = jnp.where(resting, jnp.inf, h)
+        t, lo = advance(c.t, c.lo, jnp.where(accept, dt, 0.0), target)
+        return Clocked(_where(accept, y, c.state), t, c.n + 1, h, jnp.where(accept, moving_dt, c.dt),
+                       _where(accept, v, c.g), lo, None if obs is None else _where(accept, obs, c.obs))
+
+    return init, step
+
+
+def run_clocked(step: Callable, c: Clocked, times: np.ndarray, max_steps: int, log: Callable):
+    """Run `step` from `c` until the clock reads each of `times` in turn; log there.
+
+    step(Clocked, target) -> Clocked takes one step towards GD time `target` (never past it); see
+    `make_step`. The clock is () or per row (R,). Stops stepping after max_steps in all, so that a
+    run that cannot reach its horizon still ends; its `t` then says how far it got. When the
+    Clocked carries event margins (`obs`), their first crossings of 0 are timed inside the step
+    where they happen (`Events`).
+    Returns (final Clocked, logs stacked over times (leading axis len(times)), t at each log
+    (len(times),) or (len(times), R), steps at each log, first crossing times like the margins
+    (None without them)).
+    """
+    watching = c.obs is not None
+    ev = observe(no_events(c.obs, c.t), c.t, c.obs) if watching else None
     target_of = jnp.asarray(times, jnp.float32)
 
     def body(carry, target):
         c, ev = carry
         new = step(c, target)
-        return new, (observe(ev, c.t, new.obs) if watch else None)
+        return new, (observe(ev, new.t, new.obs) if watching else None)
 
     def reach(carry, target):
         def more(carry):
@@ -247,8 +289,7 @@ def run_clocked(step: Callable, state, grad0, times: np.ndarray, max_steps: int,
         return (c, ev), (log(c.state), c.t, c.n)
 
     # Time 0 is logged as the initial state; then one while loop per later time.
-    first = (log(state), t0, jnp.asarray(0, jnp.int32))
+    first = (log(c.state), c.t, c.n)
     (c, ev), rest = jax.lax.scan(reach, (c, ev), target_of[1:])
     logs, ts, ns = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-    events = observe(ev, c.t, watch(c.state)).t if watch else None
-    return c, logs, ts, ns, events
+    return c, logs, ts, ns, (ev.t if watching else None)

@@ -13,23 +13,30 @@ import jax
 import jax.numpy as jnp
 
 from mvsim import flow, nets
+from mvsim import solver as rk
 from mvsim.config import Config
 from mvsim.data import Dataset
 
 
-def _dt(cfg: Config, rule: str, c: flow.Clocked, speed, err, target):
-    """(dt, proposal) of `rule`: 'gd' (plain GD at train.lr) or adaptive (see flow.controlled_dt;
-    speed and err are () for one clock or (R,) per kernel)."""
+def solver(cfg: Config, rule: str) -> flow.Solver:
+    """The step rule of `rule` ('gd', or 'adaptive': train.solver at train.delta / train.rtol)."""
     tr = cfg.train
-    if rule == "gd":
-        dt = flow.gd_dt(tr.lr, flow.left(c, target))
-        return dt, c.h
-    return flow.controlled_dt(speed, err, c.h, c.dt, tr.delta, tr.dt_max, flow.left(c, target))
+    name = "euler" if rule == "gd" else tr.solver
+    kind = "gd" if rule == "gd" else ("motion" if name == "euler" else "error")
+    return flow.Solver(kind, rk.TABLEAUS[name], tr.lr, tr.delta, tr.rtol, tr.dt_max)
 
 
-def _next(c: flow.Clocked, state, dt, h, g, target, obs=None) -> flow.Clocked:
-    t, lo = flow.advance(c.t, c.lo, dt, target)
-    return flow.Clocked(state, t, c.n + 1, h, dt, g, lo, obs)
+def _axpy(y, dt, v):
+    """y + dt * v over pytrees (dt () or (R,) per row)."""
+    return jax.tree_util.tree_map(lambda a, b: a + rk.lead(dt, b) * b, y, v)
+
+
+def _rel(floors: dict):
+    """rel(y, e) of a global clock: the largest ||e_r|| / max(||y_r||, floor) over the rows of
+    the leaves named in `floors` (a leaf's rows: its leading axis)."""
+    def rel(y, e):
+        return jnp.max(jnp.stack([flow.row_speed(y[n], e[n], f).max() for n, f in floors.items()]))
+    return rel
 
 
 # ---------------------------------------------------------------- supervised learning (P0)
@@ -56,21 +63,14 @@ def train_sl(W, train: Dataset, cfg: Config, times, log, teacher_logits=None, wa
             return nets.cross_entropy(logits, train.y), logits
         return nets.distill_from_logits(logits, train.y, teacher_logits, e.kd_temp, e.kd_weight), logits
 
+    def field(W, n):
+        g, logits = jax.grad(loss, has_aux=True)(W)
+        return -rate * g, (watch(W, logits) if watch else None)
+
     k, m, d = W.shape
-    rows = lambda a: a.reshape(k * m, d)
-
-    def step(c: flow.Clocked, target):
-        g, logits = jax.grad(loss, has_aux=True)(c.state)
-        g = rate * g
-        speed = flow.row_speed(rows(c.state), rows(g), cfg.net.sigma_0).max()
-        err = flow.step_error(rows(c.state), rows(g), rows(c.g), c.dt, cfg.net.sigma_0).max()
-        dt, h = _dt(cfg, cfg.train.step, c, speed, err, target)
-        obs = watch(c.state, logits) if watch else None
-        return _next(c, c.state - dt * g, dt, h, g, target, obs)
-
-    final = (lambda W: watch(W, loss(W)[1])) if watch else None
-    return flow.run_clocked(step, W, jnp.zeros_like(W), times, cfg.train.max_steps, log,
-                            dt_max=cfg.train.dt_max, watch=final)
+    rel = lambda W, e: flow.row_speed(W.reshape(k * m, d), e.reshape(k * m, d), cfg.net.sigma_0).max()
+    init, step = flow.make_step(field, _axpy, rel, solver(cfg, cfg.train.step))
+    return flow.run_clocked(step, init(W), times, cfg.train.max_steps, log)
 
 
 # ---------------------------------------------------------------- mask-reconstruction pretraining (P1)
@@ -128,53 +128,44 @@ def train_mrp(params, key, pre: Dataset, cfg: Config, times, log, watch=None):
     c, varrho, floor, rate = cfg.mrp, cfg.net.varrho, cfg.net.sigma_0, cfg.train.mrp_rate
     cap = c.norm_cap * varrho
     R = params["W"].shape[0]
+    rates = {n: (1.0 if n == "W" else c.decoder_lr) * rate for n in params}
 
-    def grads(state, n):
-        params, teacher_W = state
+    def velocity(params, teacher_W, n):
         teacher = params["W"] if c.teacher == "stopgrad" else teacher_W
-        g = jax.tree_util.tree_map(lambda a: rate * a,
-                                   mrp_grad(params, teacher, jax.random.fold_in(key, n), pre, cfg))
+        g = mrp_grad(params, teacher, jax.random.fold_in(key, n), pre, cfg)
         g["W"] = flow.tangent(params["W"], g["W"], cap)
-        return g
+        return {name: -rates[name] * g[name] for name in params}
 
-    def per_kernel_step(cl: flow.Clocked, target):
-        params, teacher_W = cl.state
-        g = grads(cl.state, cl.n)["W"]
-        speed = flow.row_speed(params["W"], g, floor)
-        err = flow.step_error(params["W"], g, cl.g, cl.dt, floor)
-        dt, h = _dt(cfg, "adaptive", cl, speed, err, target)
-        rest = flow.at_rest(params["W"], g, cl.g, cl.dt, cfg.train.delta, floor, cap)
-        W = flow.project(params["W"] - jnp.where(rest, 0.0, dt)[:, None] * g, cap)
-        # A resting kernel jumps to the target unmoved and keeps the last real step's memory. A
-        # kernel already at the target (dt = 0) restarts its controller at the next checkpoint.
-        jump = jnp.maximum(flow.left(cl, target), 0.0)
-        t, lo = flow.advance(cl.t, cl.lo, jnp.where(rest, jump, dt), target)
-        return flow.Clocked(({**params, "W": W}, W), t, cl.n + 1, jnp.where(rest, cl.h, h),
-                            jnp.where(rest, cl.dt, dt), jnp.where(rest[:, None], cl.g, g), lo,
-                            watch(params["W"]) if watch else None)
+    if c.step == "per_kernel":  # the state is params alone: the teacher is the student (stopgrad)
+        def field(p, n):
+            return velocity(p, None, n), (watch(p["W"]) if watch else None)
 
-    def global_step(cl: flow.Clocked, target):
-        params, teacher_W = cl.state
-        g = grads(cl.state, cl.n)
-        moving = list(params)  # a fixed decoder (rate 0) adds zero speed and zero error
-        rate = {n: (1.0 if n == "W" else c.decoder_lr) for n in params}
-        fl = {n: (floor if n in ("W", "D") else 1.0) for n in params}
-        speed = jnp.max(jnp.stack([flow.row_speed(params[n], rate[n] * g[n], fl[n]).max() for n in moving]))
-        err = jnp.max(jnp.stack([flow.step_error(params[n], rate[n] * g[n], rate[n] * cl.g[n], cl.dt, fl[n]).max()
-                                 for n in moving]))
-        dt, h = _dt(cfg, c.step, cl, speed, err, target)
-        new = {n: params[n] - dt * rate[n] * g[n] for n in params}
-        new["W"] = flow.project(new["W"], cap)
-        relax = 1.0 - jnp.exp(-dt / c.ema_time)
-        teacher_W = teacher_W + relax * (new["W"] - teacher_W)
-        return _next(cl, (new, teacher_W), dt, h, g, target, watch(params["W"]) if watch else None)
+        def move(p, dt, v):
+            p = _axpy(p, dt, v)
+            return {**p, "W": flow.project(p["W"], cap)}
 
-    per_kernel = c.step == "per_kernel"
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    return flow.run_clocked(per_kernel_step if per_kernel else global_step, (params, params["W"]),
-                            zeros["W"] if per_kernel else zeros, times, cfg.train.max_steps,
-                            lambda s: log(*s), per_kernel=R if per_kernel else 0, dt_max=cfg.train.dt_max,
-                            watch=(lambda s: watch(s[0]["W"])) if watch else None)
+        def rest(p, v, v_prev, dt):
+            return flow.at_rest(p["W"], v["W"], v_prev["W"], dt, sol.rest_tol, floor, cap)
+
+        sol = solver(cfg, "adaptive")
+        rel = lambda p, e: flow.row_speed(p["W"], e["W"], floor)
+        init, step = flow.make_step(field, move, rel, sol, rest)
+        return flow.run_clocked(step, init(params, R), times, cfg.train.max_steps,
+                                lambda p: log(p, p["W"]))
+
+    # One clock: the state is (params, teacher W); the teacher relaxes exactly towards the student
+    # over each move, with time constant ema_time (stopgrad: the teacher is unused).
+    def field(s, n):
+        return (velocity(*s, n), jnp.zeros_like(s[1])), (watch(s[0]["W"]) if watch else None)
+
+    def move(s, dt, v):
+        p = _axpy(s[0], dt, v[0])
+        p["W"] = flow.project(p["W"], cap)
+        return p, s[1] + (1.0 - jnp.exp(-dt / c.ema_time)) * (p["W"] - s[1])
+
+    moving = _rel({n: (floor if n in ("W", "D") else 1.0) for n in params})  # a fixed decoder adds 0
+    init, step = flow.make_step(field, move, lambda s, e: moving(s[0], e[0]), solver(cfg, c.step))
+    return flow.run_clocked(step, init((params, params["W"])), times, cfg.train.max_steps, lambda s: log(*s))
 
 
 # ---------------------------------------------------------------- fine-tuning (P1)
@@ -197,18 +188,10 @@ def train_ft(W, train: Dataset, cfg: Config, times, log, watch=None):
         logits = codes @ p["A"].T if cfg.ft.mode == "head" else nets.ft_logits(p, train.x, q, varrho)
         return nets.cross_entropy(logits, train.y), logits
 
-    def step(c: flow.Clocked, target):
-        p = c.state
+    def field(p, n):
         g, logits = jax.grad(loss, has_aux=True)(p)
-        fl = {"A": 1.0, "W": cfg.net.sigma_0}
-        moving = ["A", "W"] if cfg.ft.mode == "full" else ["A"]
-        speed = jnp.max(jnp.stack([flow.row_speed(p[n], rate[n] * g[n], fl[n]).max() for n in moving]))
-        err = jnp.max(jnp.stack([flow.step_error(p[n], rate[n] * g[n], rate[n] * c.g[n], c.dt, fl[n]).max()
-                                 for n in moving]))
-        dt, h = _dt(cfg, t.step, c, speed, err, target)
-        obs = watch(p, logits) if watch else None
-        return _next(c, {n: p[n] - dt * rate[n] * g[n] for n in p}, dt, h, g, target, obs)
+        return {name: -rate[name] * g[name] for name in p}, (watch(p, logits) if watch else None)
 
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    final = (lambda p: watch(p, loss(p)[1])) if watch else None
-    return flow.run_clocked(step, params, zeros, times, t.max_steps, log, dt_max=t.dt_max, watch=final)
+    moving = {"A": 1.0, "W": cfg.net.sigma_0} if cfg.ft.mode == "full" else {"A": 1.0}
+    init, step = flow.make_step(field, _axpy, _rel(moving), solver(cfg, t.step))
+    return flow.run_clocked(step, init(params), times, t.max_steps, log)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from mvsim import config as C
+from mvsim import solver as rk
 from mvsim import experiment, flow, metrics, train
 
 TINY, _ = C.load_toml(Path(__file__).with_name("tiny.toml"))
@@ -34,22 +35,55 @@ def test_row_speed_survives_tiny_gradients():
     np.testing.assert_allclose(speed, 3e-21 / 1e-4, rtol=1e-4)
 
 
-def test_controlled_dt_bounds_motion_error_growth_and_the_checkpoint():
-    kw = dict(delta=0.1, dt_max=1e9, left=1e6)
-    # first step (no error estimate): motion delta^2
-    dt, h = flow.controlled_dt(jnp.float32(2.0), 0.0, jnp.float32(1e9), 0.0, **kw)
-    assert float(dt) == pytest.approx(0.1 * 0.1 / 2.0)
+def test_motion_control_bounds_motion_error_and_growth():
+    kw = dict(delta=0.1, dt_max=1e9)
     # motion bound: delta / speed; growth: at most 2x the last proposal
-    dt, h = flow.controlled_dt(jnp.float32(2.0), 0.0, jnp.float32(0.01), 0.01, **kw)
-    assert float(dt) == pytest.approx(0.02)
-    dt, h = flow.controlled_dt(jnp.float32(2.0), 0.0, jnp.float32(1.0), 0.5, **kw)
-    assert float(dt) == pytest.approx(0.05)
+    assert float(rk.motion_control(jnp.float32(2.0), 0.0, jnp.float32(0.01), 0.01, **kw)) == pytest.approx(0.02)
+    assert float(rk.motion_control(jnp.float32(2.0), 0.0, jnp.float32(1.0), 0.5, **kw)) == pytest.approx(0.05)
     # error bound: dt_prev * sqrt(delta^2 / err)
-    dt, h = flow.controlled_dt(jnp.float32(1e-3), jnp.float32(0.04), jnp.float32(1e3), 1.0, **kw)
-    assert float(dt) == pytest.approx(0.5)
-    # clipped to land on the checkpoint; the proposal is kept unclipped
-    dt, h = flow.controlled_dt(jnp.float32(1e-3), 0.0, jnp.float32(1e3), 0.0, delta=0.1, dt_max=1e9, left=0.01)
-    assert float(dt) == pytest.approx(0.01, rel=1e-3) and float(h) > 1.0
+    assert float(rk.motion_control(jnp.float32(1e-3), jnp.float32(0.04), jnp.float32(1e3), 1.0, **kw)) \
+        == pytest.approx(0.5)
+    # a row that did not step starts again: motion delta^2
+    assert float(rk.motion_control(jnp.float32(2.0), 0.0, jnp.float32(7.0), 0.0, **kw)) == pytest.approx(0.005)
+    # the first proposal moves the fastest row by delta^2 (rest_tol) of its size
+    assert float(rk.first_step(jnp.float32(2.0), 0.01, 1e9)) == pytest.approx(0.005)
+
+
+def test_error_control_accepts_rejects_and_keeps_clipped_proposals():
+    # ratio 1/8 at order 3: grow by 0.9 * 2 = 1.8
+    acc, h = rk.error_control(jnp.float32(1 / 8), 1.0, 1.0, 3, 1e9)
+    assert bool(acc) and float(h) == pytest.approx(1.8, rel=1e-5)
+    # ratio 8: rejected, shrink by 0.9 / 2
+    acc, h = rk.error_control(jnp.float32(8.0), 1.0, 1.0, 3, 1e9)
+    assert not bool(acc) and float(h) == pytest.approx(0.45, rel=1e-5)
+    # a kept step clipped to a checkpoint (dt 0.1 < proposal 5) keeps the proposal
+    acc, h = rk.error_control(jnp.float32(0.5), 0.1, 5.0, 3, 1e9)
+    assert bool(acc) and float(h) == 5.0
+    # a row that did not step keeps its proposal; growth is capped at 10x and at dt_max
+    assert float(rk.error_control(jnp.float32(0.0), 0.0, 3.0, 3, 1e9)[1]) == 3.0
+    assert float(rk.error_control(jnp.float32(0.0), 1.0, 1.0, 3, 1e9)[1]) == pytest.approx(10.0)
+    assert float(rk.error_control(jnp.float32(0.0), 1.0, 1.0, 3, 4.0)[1]) == 4.0
+
+
+@pytest.mark.parametrize("tab", [rk.EULER, rk.HEUN, rk.BOSH3], ids=lambda t: t.name)
+def test_tableaus_have_their_order(tab):
+    """Fixed steps on dx/dt = -x^2 (x = 1 / (1 + t)) to t = 2: halving the step divides the global
+    error by 2^p, p = 1 (Euler), 2 (Heun), 3 (Bogacki-Shampine); and the embedded estimate of one
+    step shrinks like dt^order."""
+    field = lambda x, n: (-x * x, None)
+    move = lambda x, dt, v: x + dt * v
+
+    def solve(dt):
+        def body(i, x):
+            return rk.rk_step(field, move, tab, x, -x * x, dt, 0)[0]
+        return float(jax.lax.fori_loop(0, int(round(2.0 / dt)), body, jnp.float32(1.0)))
+
+    p = {"euler": 1, "heun": 2, "bosh3": 3}[tab.name]
+    e1, e2 = abs(solve(0.1) - 1 / 3), abs(solve(0.05) - 1 / 3)
+    assert 2 ** (p - 0.3) <= e1 / e2 <= 2 ** (p + 0.3)
+    if tab.e:
+        est = [abs(float(rk.rk_step(field, move, tab, jnp.float32(1.0), -1.0, dt, 0)[1])) for dt in (0.1, 0.05)]
+        assert 2 ** (tab.order - 0.3) <= est[0] / est[1] <= 2 ** (tab.order + 0.3)
 
 
 def test_advance_lands_exactly_on_the_target():
@@ -87,7 +121,7 @@ def test_at_rest_only_for_contracting_rows_on_the_cap():
     g_prev = jnp.asarray([[0.0, 1e-3], [0.0, 1e-3], [0.0, 1e-4], [0.0, 1e-3]])
     g = jnp.asarray([[0.0, 1e-4], [0.0, 1e-4], [0.0, 1e-3], [0.0, 0.9e-3]])
     dt_prev = jnp.asarray([2.0, 2.0, 2.0, 2.0])
-    rest = flow.at_rest(p, g, g_prev, dt_prev, delta, 1e-6, cap)
+    rest = flow.at_rest(p, g, g_prev, dt_prev, delta**2, 1e-6, cap)
     assert np.asarray(rest).tolist() == [True, False, False, False]
 
 
@@ -96,32 +130,43 @@ def test_log_times():
     np.testing.assert_array_equal(flow.log_times((1.0, 10.0), 10.0, extra=(5.0, 20.0)), [0, 1, 5, 10])
 
 
-def test_run_clocked_follows_an_exact_flow_with_a_clock_per_row():
-    """dx_r/dt = -a_r x_r (solution x0 exp(-a_r t)), rows with rates 1 and 100: per-row clocks
-    land every row on every checkpoint, and the controller keeps the error O(delta)."""
+def _decay(sol, rows=2):
+    """dx_r/dt = -a_r x_r with rates 1 and 100 (solution exp(-a_r t)), a clock per row."""
     a = jnp.asarray([1.0, 100.0])
+    field = lambda x, n: (-a * x, None)
+    rel = lambda x, e: jnp.abs(e) / jnp.maximum(jnp.abs(x), 1e-12)
+    init, step = flow.make_step(field, lambda x, dt, v: x + dt * v, rel, sol)
     times = np.array([0.0, 0.01, 0.1, 1.0, 3.0])
-    delta = 0.01
-
-    def step(c, target):
-        x = c.state
-        g = (a * x)[:, None]
-        speed = flow.row_speed(x[:, None], g, 1e-12)
-        err = flow.step_error(x[:, None], g, c.g, c.dt, 1e-12)
-        dt, h = flow.controlled_dt(speed, err, c.h, c.dt, delta, 1e9, flow.left(c, target))
-        t, lo = flow.advance(c.t, c.lo, dt, target)
-        return flow.Clocked(x - dt * g[:, 0], t, c.n + 1, h, dt, g, lo)
-
-    c, logs, ts, ns, _ = jax.jit(lambda x: flow.run_clocked(step, x, jnp.zeros((2, 1)), times, 10_000,
-                                                         lambda x: x, per_kernel=2))(jnp.ones(2))
+    c, logs, ts, ns, _ = jax.jit(lambda x: flow.run_clocked(step, init(x, rows), times, 10_000,
+                                                            lambda x: x))(jnp.ones(2))
     np.testing.assert_allclose(np.asarray(ts), np.broadcast_to(times[:, None], (5, 2)), rtol=1e-6)
     at = np.outer(times, np.asarray(a))
-    exact, got = np.exp(-at), np.asarray(logs, np.float64)
+    return np.exp(-at), np.asarray(logs, np.float64), at, np.asarray(ns)
+
+
+def test_run_clocked_follows_an_exact_flow_with_a_clock_per_row():
+    """Per-row clocks land every row on every checkpoint; the Euler rule keeps the error O(delta)."""
+    delta = 0.01
+    exact, got, at, _ = _decay(flow.Solver("motion", rk.EULER, 1.0, delta, 0.0, 1e9))
     # Euler at relative motion delta per step: log(1 - delta) = -delta - delta^2/2, so the log of
     # x drifts from -a t by delta/2 per unit of a t (measured 0.998 of it); a 10% margin.
     big = exact > 1e-10
     assert np.all(np.abs(np.log(got[big]) - np.log(exact[big])) <= 1.1 * delta * at[big] / 2 + 1e-6)
     assert np.all(np.abs(got[~big]) < 1e-10)  # decayed rows stay decayed
+
+
+def test_error_controlled_steps_converge_with_rtol():
+    """Bogacki-Shampine with error control on the same flow: the error in log x per unit of a t
+    falls with rtol (a 3rd-order pair: about rtol^(2/3) per unit of a t), in fewer steps than Euler."""
+    errs, steps = [], []
+    for rtol in (1e-3, 1e-4):
+        exact, got, at, ns = _decay(flow.Solver("error", rk.BOSH3, 1.0, 0.0, rtol, 1e9))
+        ok = (exact > 1e-10) & (at > 0)
+        errs.append(np.max(np.abs(np.log(got[ok]) - np.log(exact[ok])) / at[ok]))
+        steps.append(ns[-1].max())
+    assert errs[1] < errs[0] / 3 and errs[0] < 0.05
+    *_, ns_euler = _decay(flow.Solver("motion", rk.EULER, 1.0, 0.01, 0.0, 1e9))
+    assert 3 * steps[0] < ns_euler[-1].max()
 
 
 def test_events_interpolate_inside_the_step_with_a_clock_per_row():
@@ -131,15 +176,10 @@ def test_events_interpolate_inside_the_step_with_a_clock_per_row():
     a = jnp.asarray([1.0, 0.7, 1.0, 0.0])
     x0 = jnp.asarray([0.0, 0.1, 2.0, 0.0])
     times = np.array([0.0, 1.0, 2.0, 5.0])
-
-    def step(c, target):
-        dt = flow.gd_dt(0.3, flow.left(c, target))
-        t, lo = flow.advance(c.t, c.lo, dt, target)
-        return flow.Clocked(c.state + dt * a, t, c.n + 1, c.h, dt, c.g, lo, {"x": (c.state - 1.0)[:, None]})
-
-    watch = lambda x: {"x": (x - 1.0)[:, None]}
-    *_, ev = jax.jit(lambda x: flow.run_clocked(step, x, jnp.zeros(4), times, 1000, lambda x: x,
-                                                per_kernel=4, watch=watch))(x0)
+    field = lambda x, n: (jnp.broadcast_to(a, x.shape), {"x": (x - 1.0)[:, None]})
+    init, step = flow.make_step(field, lambda x, dt, v: x + dt * v, lambda x, e: jnp.abs(e),
+                                flow.Solver("gd", rk.EULER, 0.3, 0.0, 0.0, 1e9))
+    *_, ev = jax.jit(lambda x: flow.run_clocked(step, init(x, 4), times, 1000, lambda x: x))(x0)
     np.testing.assert_allclose(np.asarray(ev["x"])[:, 0], [1.0, 0.9 / 0.7, 0.0, np.inf], rtol=1e-5)
 
 

@@ -1,0 +1,128 @@
+"""Explicit Runge-Kutta steps of a gradient flow dy/dt = v(y), and the rules that size them.
+
+Kept apart as in diffrax: a *tableau* (how stages combine into a step), a *controller* (how
+large the next step is, and whether this one is kept). `mvsim.flow.make_step` puts them
+together with a method's vector field. A step of size dt is an approximation of the flow over
+GD time dt, so every rule here advances the same GD clock; they differ only in accuracy per
+gradient evaluation (measured in benchmarks/solvers.py, validated in tests/test_flow.py).
+
+Why not diffrax itself: mvsim needs (1) a clock per kernel row in one solve, all rows sharing
+each gradient pass (diffrax has one scalar time per solve), (2) GD times to 1e10 in float32
+with steps of ~100 (a compensated sum, `flow.advance`; diffrax's float32 time stalls there),
+(3) first crossings of thousands of margins without stopping the solve (diffrax's events end
+it), and (4) a projection onto the norm cap after every stage. The tableaus below are the
+textbook ones (Bogacki & Shampine 1989; Heun-Euler), checked for order in tests/test_flow.py.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Tableau(NamedTuple):
+    """An explicit Runge-Kutta pair.
+
+    Stage 1 is the velocity at the step's start; stage i + 1 is the velocity at
+    y + dt * sum_j a[i][j] k_j. The step is y + dt * sum_j b_j k_j, its local error estimate
+    dt * sum_j e_j k_j (e = b - b_hat, the difference to the embedded lower-order solution),
+    which shrinks like dt**order. fsal: the last stage is at the step's end, so it is the next
+    step's first (First Same As Last): `evals` gradient evaluations per step.
+    """
+
+    name: str
+    a: tuple
+    b: tuple
+    e: tuple
+    order: int
+    fsal: bool
+
+    @property
+    def evals(self) -> int:
+        return len(self.a) + (0 if self.fsal else 1)
+
+
+# Euler: no embedded estimate; its controller ('motion') estimates the error from consecutive steps.
+EULER = Tableau("euler", (), (1.0,), (), 2, False)
+# Heun's method (2nd order) with Euler embedded: error estimate dt/2 (k2 - k1).
+HEUN = Tableau("heun", ((1.0,),), (0.5, 0.5), (-0.5, 0.5), 2, False)
+# Bogacki-Shampine 3(2), FSAL: 3 evaluations per step.
+BOSH3 = Tableau("bosh3", ((0.5,), (0.0, 0.75), (2 / 9, 1 / 3, 4 / 9)), (2 / 9, 1 / 3, 4 / 9, 0.0),
+                (2 / 9 - 7 / 24, 1 / 3 - 1 / 4, 4 / 9 - 1 / 3, -1 / 8), 3, True)
+
+TABLEAUS = {t.name: t for t in (EULER, HEUN, BOSH3)}
+
+
+def lead(dt, leaf):
+    """dt (() or (R,) per row) shaped to multiply `leaf` (R, ...)."""
+    return jnp.reshape(dt, jnp.shape(dt) + (1,) * (jnp.ndim(leaf) - jnp.ndim(dt)))
+
+
+def combine(coeffs, ks):
+    """sum_j coeffs[j] * ks[j] over velocity pytrees (zero coefficients skipped)."""
+    terms = [(c, k) for c, k in zip(coeffs, ks) if c != 0.0]
+    return jax.tree_util.tree_map(lambda *leaves: sum(c * x for (c, _), x in zip(terms, leaves)),
+                                  *[k for _, k in terms])
+
+
+def rk_step(field, move, tab: Tableau, y, k1, dt, n):
+    """One step of `tab` from y (velocity k1 there) over dt (() or (R,)).
+
+    field(y, n) -> (velocity, obs); move(y, dt, v) -> the state at y + dt * v (with any
+    projection). Returns (y_new, error estimate (a velocity-shaped pytree times dt, or None for
+    Euler), velocity at y_new, obs at y_new).
+    """
+    ks = [k1]
+    for row in tab.a:
+        k, obs = field(move(y, dt, combine(row, ks)), n)
+        ks.append(k)
+    y_new = move(y, dt, combine(tab.b, ks))
+    if tab.fsal:
+        k_new = ks[-1]  # the last stage was evaluated at y_new; obs is its
+    else:
+        k_new, obs = field(y_new, n)
+    err = None if not tab.e else jax.tree_util.tree_map(lambda v: lead(dt, v) * v,
+                                                        combine(tab.e, ks))
+    return y_new, err, k_new, obs
+
+
+# ---------------------------------------------------------------- controllers
+
+
+def first_step(speed, rtol, dt_max):
+    """The first proposal: moves the fastest row by rtol of its size (grown quickly after)."""
+    return jnp.minimum(jnp.where(speed > 0, rtol / jnp.maximum(speed, 1e-30), dt_max), dt_max)
+
+
+def error_control(ratio, dt, h, order, dt_max, safety=0.9, shrink=0.2, grow=10.0):
+    """Integral controller on an embedded error estimate (diffrax's PIDController defaults).
+
+    ratio: local error / tolerance of the step just tried (() or (R,)); dt: its size; h: the
+    proposal it came from (dt < h when it was clipped to land on a checkpoint). The step is kept
+    when ratio <= 1. Next proposal: dt * safety * ratio**(-1/order), within [shrink, grow] x dt;
+    a kept step clipped to a checkpoint does not shrink the proposal. Rows that did not step
+    (dt = 0) keep theirs. Returns (accept, next proposal).
+    """
+    factor = jnp.clip(safety * jnp.maximum(ratio, 1e-12) ** (-1.0 / order), shrink, grow)
+    accept = ratio <= 1.0
+    h_new = dt * jnp.where(accept, factor, jnp.minimum(factor, 0.9))
+    h_new = jnp.where(accept & (dt < h), jnp.maximum(h_new, h), h_new)
+    return accept, jnp.minimum(jnp.where(dt > 0, h_new, h), dt_max)
+
+
+def motion_control(speed, err, h_prev, dt_prev, delta, dt_max):
+    """The Euler rule's proposal (() or (R,)) after a step of dt_prev (proposed as h_prev).
+
+    speed: relative speed ||v_r|| / ||w_r|| at the new state (fastest row for a global clock);
+    err: that step's relative local error from consecutive velocities, dt_prev/2 ||v_r - v_r,prev||
+    / ||w_r|| (Heun's estimate, a step late). The proposal is the largest step with motion <= delta
+    x norm, error <= delta^2 x norm (the Euler error grows like dt^2, hence the square root), at
+    most 2x the last proposal and dt_max. Rows that did not step (waiting at a checkpoint for the
+    other rows) start again as at the first step (`first_step` at delta^2).
+    """
+    h = jnp.where(speed > 0, delta / jnp.maximum(speed, 1e-30), dt_max)
+    h = jnp.where(err > 0, jnp.minimum(h, dt_prev * jnp.sqrt(delta**2 / jnp.maximum(err, 1e-30))), h)
+    h = jnp.minimum(jnp.minimum(h, 2.0 * h_prev), dt_max)
+    return jnp.where(dt_prev > 0, h, first_step(speed, delta**2, dt_max))
