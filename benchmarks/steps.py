@@ -13,7 +13,8 @@ number of steps is the controller's; the timed call excludes compilation (compil
   lockstep       iterations the vmapped while loop ran: per checkpoint interval, the most steps
                  any seed of the chunk took (the others wait, masked); lockstep / mean steps is
                  what vmap pays for seeds that need different numbers of steps
-  GFLOP/s        counted matmul FLOPs executed (4 n P d R per step per seed, over all lockstep
+  GFLOP/s        counted matmul FLOPs executed (4 n P d R per gradient evaluation, times the
+                 solver's evaluations per step, per seed, over all lockstep
                  iterations of all seeds) / wall
   /same-shape    against the step's two matmuls alone (forward and kernel gradient, the same
                  batched shapes), timed in this run
@@ -38,6 +39,7 @@ import numpy as np  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
 from mvsim import experiment, regime, train  # noqa: E402
+from mvsim import solver as rk  # noqa: E402
 
 
 def nolog(*_):
@@ -94,7 +96,8 @@ def run(cfg, S: int, peak: dict, out=None) -> tuple[list[dict], dict]:
         n = np.asarray(n)
         steps = n[:, -1]
         iters = lockstep(n)
-        flops = common.step_flops(cfg, name)
+        solver = cfg.mrp.solver if name == "mrp" else cfg.train.solver
+        flops = common.step_flops(cfg, name) * rk.TABLEAUS[solver].evals  # gradient evaluations per step
         same = common.same_shape_gflops(cfg, name, S)
         gflops = flops * iters * S / wall / 1e9
         per_cpu = flops * iters * S / ld.cpu / 1e9

@@ -92,6 +92,9 @@ class MrpConfig:
     decoder_init: float = param(1.0, "initial decoder scale b (diag) or b * identity (full)")
     decoder_lr: float = param(0.0, "decoder's rate against the kernels' (dB/dt = -decoder_lr dL/dB; 0: fixed)",
                               lo=0.0)
+    solver: str = param("euler", "MRP's adaptive steps (see train.solver). Euler by default: explicit Runge-Kutta "
+                        "pairs hover at their stability limit on the norm cap, where the at-rest skip then "
+                        "rarely fires (benchmarks/solvers.py)", choices=("euler", "heun", "bosh3"))
     step: str = param("per_kernel", "kernel steps: per-kernel adaptive with per-kernel GD clocks (exact only "
                       "for a fixed diagonal decoder and a stop-gradient data2vec teacher), the global adaptive "
                       "step, or plain GD at train.lr", choices=("per_kernel", "adaptive", "gd"))
@@ -122,12 +125,12 @@ DEFAULT_CHECKPOINTS = tuple(float(f"{c}e{e}") for e in range(0, 10) for c in (1,
 class TrainConfig:
     step: str = param("adaptive", "SL, fine-tuning, ensembles and MRP with mrp.step = 'adaptive': global "
                       "adaptive GD step, or plain GD at train.lr", choices=("adaptive", "gd"))
-    solver: str = param("euler", "adaptive steps: 'euler' (Euler steps sized by train.delta) or an explicit "
+    solver: str = param("bosh3", "adaptive steps: 'euler' (Euler steps sized by train.delta) or an explicit "
                         "Runge-Kutta pair with error control at train.rtol: 'heun' (2nd order) or 'bosh3' "
                         "(3rd order); see mvsim/solver.py", choices=("euler", "heun", "bosh3"))
     delta: float = param(0.05, "Euler steps: no kernel moves more than delta times its norm per step",
                          lo=0.0, hi=1.0, lo_open=True)
-    rtol: float = param(1e-3, "Runge-Kutta steps: each step's local error at most rtol times each kernel's "
+    rtol: float = param(1e-2, "Runge-Kutta steps: each step's local error at most rtol times each kernel's "
                         "norm (estimated by the embedded pair)", lo=0.0, hi=1.0, lo_open=True)
     dt_max: float = param(1e12, "adaptive steps: largest step in GD time", lo=0.0, lo_open=True)
     lr: float = param(10.0, "plain GD step size (train.step or mrp.step = 'gd')", lo=0.0, lo_open=True)

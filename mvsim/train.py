@@ -18,10 +18,11 @@ from mvsim.config import Config
 from mvsim.data import Dataset
 
 
-def solver(cfg: Config, rule: str) -> flow.Solver:
-    """The step rule of `rule` ('gd', or 'adaptive': train.solver at train.delta / train.rtol)."""
+def solver(cfg: Config, rule: str, name: str | None = None) -> flow.Solver:
+    """The step rule of `rule` ('gd', or adaptive: the solver `name` (default train.solver) at
+    train.delta / train.rtol)."""
     tr = cfg.train
-    name = "euler" if rule == "gd" else tr.solver
+    name = "euler" if rule == "gd" else (name or tr.solver)
     kind = "gd" if rule == "gd" else ("motion" if name == "euler" else "error")
     return flow.Solver(kind, rk.TABLEAUS[name], tr.lr, tr.delta, tr.rtol, tr.dt_max)
 
@@ -147,7 +148,7 @@ def train_mrp(params, key, pre: Dataset, cfg: Config, times, log, watch=None):
         def rest(p, v, v_prev, dt):
             return flow.at_rest(p["W"], v["W"], v_prev["W"], dt, sol.rest_tol, floor, cap)
 
-        sol = solver(cfg, "adaptive")
+        sol = solver(cfg, "adaptive", c.solver)
         rel = lambda p, e: flow.row_speed(p["W"], e["W"], floor)
         init, step = flow.make_step(field, move, rel, sol, rest)
         return flow.run_clocked(step, init(params, R), times, cfg.train.max_steps,
@@ -164,7 +165,7 @@ def train_mrp(params, key, pre: Dataset, cfg: Config, times, log, watch=None):
         return p, s[1] + (1.0 - jnp.exp(-dt / c.ema_time)) * (p["W"] - s[1])
 
     moving = _rel({n: (floor if n in ("W", "D") else 1.0) for n in params})  # a fixed decoder adds 0
-    init, step = flow.make_step(field, move, lambda s, e: moving(s[0], e[0]), solver(cfg, c.step))
+    init, step = flow.make_step(field, move, lambda s, e: moving(s[0], e[0]), solver(cfg, c.step, c.solver))
     return flow.run_clocked(step, init((params, params["W"])), times, cfg.train.max_steps, lambda s: log(*s))
 
 
