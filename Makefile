@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-k study install clean
+.PHONY: run test bench bench-k bench-solvers study install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py --chunks 1,2 --seeds 2 $$against --out benchmarks/results.new.json
 	$(PY) benchmarks/report.py benchmarks/results.new.json
 	mv benchmarks/results.new.json benchmarks/results.json
+
+# Accuracy against cost of each step rule (Euler at delta, Heun and Bogacki-Shampine at rtol; 2 seeds of
+# the default, each method to its horizon against a tight reference): benchmarks/results_solvers.json and
+# the README's figure docs/figures/solver_front.png. About 15 min on 2 cores.
+bench-solvers: $(STAMP)
+	$(PY) benchmarks/solvers.py --seeds 2 --out benchmarks/results_solvers.json --fig docs/figures/solver_front.png
 
 # Cost per step and FLOP/s at each k of the study (30 steps per method, one seed), into
 # benchmarks/results_k.json (one section per k).

@@ -60,31 +60,34 @@ def lead(dt, leaf):
     return jnp.reshape(dt, jnp.shape(dt) + (1,) * (jnp.ndim(leaf) - jnp.ndim(dt)))
 
 
-def combine(coeffs, ks):
-    """sum_j coeffs[j] * ks[j] over velocity pytrees (zero coefficients skipped)."""
-    terms = [(c, k) for c, k in zip(coeffs, ks) if c != 0.0]
-    return jax.tree_util.tree_map(lambda *leaves: sum(c * x for (c, _), x in zip(terms, leaves)),
-                                  *[k for _, k in terms])
-
-
 def rk_step(field, move, tab: Tableau, y, k1, dt, n):
     """One step of `tab` from y (velocity k1 there) over dt (() or (R,)).
 
     field(y, n) -> (velocity, obs); move(y, dt, v) -> the state at y + dt * v (with any
     projection). Returns (y_new, error estimate (a velocity-shaped pytree times dt, or None for
-    Euler), velocity at y_new, obs at y_new).
+    Euler), velocity at y_new, obs at y_new). The stages run as one `lax.scan` over the rows of
+    the tableau, so the vector field is traced and compiled once whatever the number of stages.
     """
-    ks = [k1]
-    for row in tab.a:
-        k, obs = field(move(y, dt, combine(row, ks)), n)
-        ks.append(k)
-    y_new = move(y, dt, combine(tab.b, ks))
-    if tab.fsal:
-        k_new = ks[-1]  # the last stage was evaluated at y_new; obs is its
+    s = len(tab.b)
+    a = jnp.asarray([[0.0] * s] + [list(row) + [0.0] * (s - len(row)) for row in tab.a], jnp.float32)
+    ks = jax.tree_util.tree_map(lambda k: jnp.zeros((s,) + k.shape, k.dtype).at[0].set(k), k1)
+    at = lambda coeffs, ks: jax.tree_util.tree_map(lambda K: jnp.tensordot(coeffs, K, axes=1), ks)
+
+    def stage(ks, i):
+        k, obs = field(move(y, dt, at(a[i], ks)), n)
+        return jax.tree_util.tree_map(lambda K, x: K.at[i].set(x), ks, k), obs
+
+    if s > 1:
+        ks, obs = jax.lax.scan(stage, ks, jnp.arange(1, s))
+        obs = jax.tree_util.tree_map(lambda o: o[-1], obs)
+    y_new = move(y, dt, at(jnp.asarray(tab.b, jnp.float32), ks))
+    if tab.fsal:  # the last stage was evaluated at y_new (its row of a is b): its obs is y_new's
+        k_new = jax.tree_util.tree_map(lambda K: K[-1], ks)
     else:
         k_new, obs = field(y_new, n)
-    err = None if not tab.e else jax.tree_util.tree_map(lambda v: lead(dt, v) * v,
-                                                        combine(tab.e, ks))
+    if not tab.e:
+        return y_new, None, k_new, obs
+    err = jax.tree_util.tree_map(lambda v: lead(dt, v) * v, at(jnp.asarray(tab.e, jnp.float32), ks))
     return y_new, err, k_new, obs
 
 

@@ -82,7 +82,7 @@ def test_tableaus_have_their_order(tab):
     e1, e2 = abs(solve(0.1) - 1 / 3), abs(solve(0.05) - 1 / 3)
     assert 2 ** (p - 0.3) <= e1 / e2 <= 2 ** (p + 0.3)
     if tab.e:
-        est = [abs(float(rk.rk_step(field, move, tab, jnp.float32(1.0), -1.0, dt, 0)[1])) for dt in (0.1, 0.05)]
+        est = [abs(float(rk.rk_step(field, move, tab, jnp.float32(1.0), jnp.float32(-1.0), dt, 0)[1])) for dt in (0.1, 0.05)]
         assert 2 ** (tab.order - 0.3) <= est[0] / est[1] <= 2 ** (tab.order + 0.3)
 
 

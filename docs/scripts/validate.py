@@ -1,6 +1,7 @@
 """Validation of the GD clock where the findings come from (docs/results.md, "Validation").
 
-    python docs/scripts/validate.py sl   [--seeds 2]   # SL: adaptive step against plain GD (lr 10) to 1e6
+    python docs/scripts/validate.py sl   [--seeds 2] [--no-gd]  # SL: Euler and Runge-Kutta steps against plain GD
+                                                               # (lr 10) and the flow (Euler at delta/16) to 1e6
     python docs/scripts/validate.py mrp  [--seeds 4]   # MRP per-kernel clocks at delta, delta/2, delta/4 to 1e10
     python docs/scripts/validate.py rest [--seeds 4]   # MRP's at-rest kernels: do they move under plain GD?
     python docs/scripts/validate.py compare A B        # two results directories on their common seeds
@@ -54,7 +55,8 @@ def run_method(method: str, cfg: C.Config, seeds: int) -> dict:
     start = time.time()
     rec = jax.device_get(jax.jit(jax.vmap(one))(keys(seeds)))
     step = cfg.train.step if method == 'sl' else cfg.mrp.step
-    print(f"  {method} {dict(step=step, delta=cfg.train.delta)}: {time.time() - start:.0f} s", flush=True)
+    print(f"  {method} {dict(step=step, solver=cfg.train.solver, delta=cfg.train.delta, rtol=cfg.train.rtol)}: "
+          f"{time.time() - start:.0f} s", flush=True)
     return {k: np.asarray(v) for k, v in rec.items()}
 
 
@@ -86,21 +88,27 @@ def fmt_t(ts) -> str:
     return ", ".join("inf" if np.isinf(t) else "n/a" if np.isnan(t) else f"{t:.3g}" for t in ts)
 
 
-def part_sl(seeds) -> list[str]:
+def part_sl(seeds, no_gd=False) -> list[str]:
     """Adaptive SL against plain GD to GD time 1e6, through the erosion phase: seeds whose lottery
     window closes before 1e6 in the default run. Plain GD at lr 10 (1e5 steps) is itself a
     discretisation of the flow, so the flow's reference is the adaptive step at delta / 16, and plain
-    GD at lr 5 (to 1e5) shows how GD's own error scales with its step."""
+    GD at lr 5 (to 1e5) shows how GD's own error scales with its step. no_gd: leave out the plain-GD
+    rows (1e5 steps each); the captured-count column is then against the flow's reference."""
     horizon = 1e6
-    runs = {"plain GD, lr 10": default_cfg(**{"train.step": "gd", "train.lr": 10.0, "train.sl_time": horizon,
-                                              "train.max_steps": 200_000}),
-            "plain GD, lr 5 (to 1e5)": default_cfg(**{"train.step": "gd", "train.lr": 5.0, "train.sl_time": 1e5,
-                                                      "train.max_steps": 200_000})}
+    runs = {} if no_gd else {
+        "plain GD, lr 10": default_cfg(**{"train.step": "gd", "train.lr": 10.0, "train.sl_time": horizon,
+                                          "train.max_steps": 200_000}),
+        "plain GD, lr 5 (to 1e5)": default_cfg(**{"train.step": "gd", "train.lr": 5.0, "train.sl_time": 1e5,
+                                                  "train.max_steps": 200_000})}
     for delta in (0.05, 0.0125, 0.003125):
-        runs[f"adaptive, delta {delta:g}"] = default_cfg(**{"train.delta": delta, "train.sl_time": horizon,
-                                                            "train.max_steps": 200_000})
+        runs[f"Euler, delta {delta:g}"] = default_cfg(**{"train.solver": "euler", "train.delta": delta,
+                                                         "train.sl_time": horizon, "train.max_steps": 200_000})
+    for rtol in (1e-2, 1e-3):
+        runs[f"Bogacki-Shampine, rtol {rtol:g}"] = default_cfg(**{"train.solver": "bosh3", "train.rtol": rtol,
+                                                                   "train.sl_time": horizon, "train.max_steps": 200_000})
     recs = {name: run_method("sl", cfg, seeds) for name, cfg in runs.items()}
-    flow_ref, gd_ref = recs["adaptive, delta 0.003125"], recs["plain GD, lr 10"]
+    flow_ref = recs["Euler, delta 0.003125"]
+    gd_ref = flow_ref if no_gd else recs["plain GD, lr 10"]
     lines = ["| SL | steps | Lambda error vs the flow (delta/16): max, to 1e5 | vs plain GD lr 10: max, to 1e5 | "
              "checkpoints with equal captured counts (vs GD lr 10) | t_fit per seed | t_erode per seed |",
              "|---|---|---|---|---|---|---|"]
@@ -202,14 +210,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=list(PARTS) + ["compare"])
     p.add_argument("dirs", nargs="*", type=Path, help="compare: two results directories")
+    p.add_argument("--no-gd", action="store_true", help="sl: leave out the plain-GD rows (1e5 steps each)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default 4; sl: seeds 8 and 11, whose "
                                                                     "windows close before 1e6 in the default run)")
     args = p.parse_args(argv)
     seeds = args.seeds or ([8, 11] if args.part == "sl" else 4)
-    lines = compare(*args.dirs) if args.part == "compare" else PARTS[args.part](seeds)
+    if args.part == "compare":
+        lines = compare(*args.dirs)
+    elif args.part == "sl":
+        lines = part_sl(seeds, args.no_gd)
+    else:
+        lines = PARTS[args.part](seeds)
     text = "\n".join(lines) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
     name = args.part if args.part != "compare" else f"compare_{args.dirs[0].name}_{args.dirs[1].name}"
+    name += "_no_gd" if args.part == "sl" and args.no_gd else ""
     (OUT / f"{name}.md").write_text(text)
     print(text)
     return 0
