@@ -68,7 +68,7 @@ def step_fns(cfg):
 
     def mrp(p, k, D):
         c, _, _, n, _ = train.train_mrp(p, k, D.pre, cfg, experiment.mrp_times(cfg), nolog)
-        return c.state[0]["W"], n
+        return (c.state["W"] if isinstance(c.state, dict) else c.state[0]["W"]), n  # per-kernel: params alone
 
     def ft(W, D):
         c, _, _, n, _ = train.train_ft(W, D.train, cfg, experiment.ft_times(cfg), nolog)

@@ -109,8 +109,9 @@ def part_sl(seeds, no_gd=False) -> list[str]:
     recs = {name: run_method("sl", cfg, seeds) for name, cfg in runs.items()}
     flow_ref = recs["Euler, delta 0.003125"]
     gd_ref = flow_ref if no_gd else recs["plain GD, lr 10"]
-    lines = ["| SL | steps | Lambda error vs the flow (delta/16): max, to 1e5 | vs plain GD lr 10: max, to 1e5 | "
-             "checkpoints with equal captured counts (vs GD lr 10) | t_fit per seed | t_erode per seed |",
+    vs = "the flow" if no_gd else "GD lr 10"
+    lines = [f"| SL | steps | Lambda error vs the flow (delta/16): max, to 1e5 | vs {vs}: max, to 1e5 | "
+             f"checkpoints with equal captured counts (vs {vs}) | t_fit per seed | t_erode per seed |",
              "|---|---|---|---|---|---|---|"]
     n5 = len(flow.log_times(default_cfg().train.checkpoints, 1e5))  # log times up to 1e5
 
