@@ -92,9 +92,9 @@ class MrpConfig:
     decoder_init: float = param(1.0, "initial decoder scale b (diag) or b * identity (full)")
     decoder_lr: float = param(0.0, "decoder's rate against the kernels' (dB/dt = -decoder_lr dL/dB; 0: fixed)",
                               lo=0.0)
-    solver: str = param("euler", "MRP's adaptive steps (see train.solver). Euler by default: explicit Runge-Kutta "
-                        "pairs hover at their stability limit on the norm cap, where the at-rest skip then "
-                        "rarely fires (benchmarks/solvers.py)", choices=("euler", "heun", "bosh3"))
+    solver: str = param("euler", "MRP's adaptive steps (see train.solver). Euler by default: with a Runge-Kutta "
+                        "pair a few kernels on the norm cap oscillate across their fixed point at the pair's "
+                        "stability limit and never come to rest (docs/results.md)", choices=("euler", "heun", "bosh3"))
     step: str = param("per_kernel", "kernel steps: per-kernel adaptive with per-kernel GD clocks (exact only "
                       "for a fixed diagonal decoder and a stop-gradient data2vec teacher), the global adaptive "
                       "step, or plain GD at train.lr", choices=("per_kernel", "adaptive", "gd"))
