@@ -19,7 +19,10 @@ run: $(STAMP)
 	$(PY) -m mvsim.sweep --config experiments/default.toml --seeds 16 --out results/default
 	mkdir -p figures && cp results/default/figures/*.png figures/
 
+# The architecture (layers contract in pyproject.toml) and lint first: they take seconds.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check mvsim tests benchmarks docs/scripts
 	$(PY) -m pytest -q
 
 # Step FLOP/s, then the pipeline at chunks 1 and 2 against the last fixed-step commit (c6b334f, in a

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -422,7 +422,6 @@ def run_chunk(run, cfg, seeds: list[int], chunk: int, sharding):
 
 def run_work(plan: Plan, work: list[Work], devices) -> Iterator[tuple[Work, "object", "object", "object"]]:
     """Run the chunks in order: yields (work item, summary, features and events DataFrames)."""
-    import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from mvsim import tables

@@ -9,7 +9,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
 from mvsim import assumptions, claims  # noqa: E402
 from mvsim.plotdata import load_results  # noqa: E402

@@ -6,7 +6,6 @@ captured share at GD times 1e2, 1e3, 1e4 and agreement with plain GD on the expe
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 import test_flow as T  # noqa: E402  (the validation helpers: tiny data, one method batched over seeds)

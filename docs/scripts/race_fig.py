@@ -22,7 +22,8 @@ for ax, method, title in [(axes[0], "sl", "SL: each class's winner"), (axes[1], 
         ax.plot(xs, ym * (xs / xm) ** law["b"], color=colour,
                 label=f"q = {q}: b = {law['b']:.2f} [{law['ci'][0]:.2f}, {law['ci'][1]:.2f}] (theory {law['expected']:g}), n = {law['n']}")
         ax.plot(xs, ym * (xs / xm) ** law["expected"], color=colour, ls=":", lw=1.2)
-    ax.set_xscale("log"); ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.xaxis.set_minor_locator(LogLocator(subs="all"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("$\\Lambda_{i,l}(0)$ (max over kernels at initialisation)")

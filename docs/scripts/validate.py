@@ -26,7 +26,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
-from mvsim import claims, experiment, flow, nets, train  # noqa: E402
+from mvsim import claims, experiment, flow, train  # noqa: E402
 
 OUT = ROOT / "results" / "validate"
 DEFAULT = ROOT / "experiments" / "default.toml"

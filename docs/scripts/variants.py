@@ -95,7 +95,9 @@ if __name__ == "__main__":
     for (label, (cap, reach)), colour in zip(curves.items(), STYLE):
         ax.plot(cap.index, cap.values, color=colour, lw=1.6, marker="o", ms=2.5, label=label)
         ax.plot(reach.index, reach.values, color=colour, lw=1.0, ls="--")
-    ax.set_xscale("log"); ax.set_xlim(1e3, 1.2e10); ax.set_ylim(-0.03, 1.05)
+    ax.set_xscale("log")
+    ax.set_xlim(1e3, 1.2e10)
+    ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("MRP GD time (sum of step sizes)")
     ax.set_ylabel("share of the 20 features (mean over 4 seeds)")
     ax.set_title("MRP variants: features captured as detectors (solid) and reached, Lambda >= varrho (dashed)\n"
