@@ -41,10 +41,9 @@ import pandas as pd
 
 from mvsim import assumptions
 from mvsim import config as C
-from mvsim import regime
 from mvsim import tables
 from mvsim.metrics import FIT_ACC
-from mvsim.plotdata import ResultsError, load_results
+from mvsim.plotdata import ResultsError, config_at, load_results
 from mvsim.plotstats import bootstrap_slope, diverged_mask, mean_ci, wilson_ci
 
 SEEDS_MAJORITY = 0.5  # shares of seeds: "w.h.p. over the initialisation" read as "in most seeds"
@@ -357,10 +356,7 @@ def point_config(cfg: C.Config, rows: pd.DataFrame) -> C.Config:
     keys = [c for c in rows.columns if c in C.all_keys()]
     values = {c: rows[c].iloc[0].item() if isinstance(rows[c].iloc[0], np.generic) else rows[c].iloc[0]
               for c in keys}
-    try:
-        return regime.point(cfg, values)
-    except C.ConfigError:
-        return cfg
+    return config_at(cfg, values)
 
 
 class _Point:

@@ -15,8 +15,17 @@ import numpy as np
 import pandas as pd
 
 from mvsim import config as C
-from mvsim import store, tables
+from mvsim import regime, store, tables
 from mvsim.plotstyle import fmt
+
+
+def config_at(cfg: C.Config, values: dict) -> C.Config:
+    """cfg with a grid point's dotted values applied as the sweep applied them (`regime.point`: a
+    data.k carries the other keys to that k by the scaling rules); cfg itself if they do not apply."""
+    try:
+        return regime.point(cfg, values)
+    except C.ConfigError:
+        return cfg
 
 
 class ResultsError(Exception):
@@ -66,11 +75,8 @@ class Results:
         return {k: py(rows[k].iloc[0]) for k in self.grid if k in rows and len(rows)}
 
     def point_cfg(self, gp: int) -> C.Config:
-        """The config of grid point `gp` (the base config if its values cannot be applied)."""
-        try:
-            return C.with_values(self.cfg, self.point_values(gp))
-        except C.ConfigError:
-            return self.cfg
+        """The config of grid point `gp`, as the sweep built it (`config_at`)."""
+        return config_at(self.cfg, self.point_values(gp))
 
     def threshold(self, gp: int) -> float:
         """The capture threshold on Lambda at grid point gp: capture_frac * varrho."""

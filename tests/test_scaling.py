@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvsim import scaling, sweep
+from mvsim import claims, plotdata, scaling, sweep
 
 TINY = str(Path(__file__).with_name("tiny.toml"))
 
@@ -32,6 +32,17 @@ def test_seed_rows_read_each_point_at_its_k(over_k):
     for col in ("sl_features", "mrp_features", "ft_single", "sl_one_at_fit"):
         assert rows[col].dropna().between(0, 1).all(), col  # NaN: e.g. a tiny SL that never fit
     assert set(rows["ordered"].dropna().unique()) <= {0.0, 1.0}
+
+
+def test_figures_and_claims_read_a_k_grid_point_at_its_scaled_config(over_k):
+    """One grid-point config for everyone: the figures' `point_cfg` carries data.k = 4 through the
+    scaling rules, as the sweep and the claims do (sigma_0 = 0.1 * 3 / 4, not the base's 0.1)."""
+    res = plotdata.load_results(over_k)
+    for gp in sorted(res.summary["grid_point"].unique()):
+        rows = res.summary[res.summary["grid_point"] == gp]
+        assert res.point_cfg(gp) == claims.point_config(res.cfg, rows)
+    four = [gp for gp in res.summary["grid_point"].unique() if res.point_cfg(gp).data.k == 4]
+    assert four and res.point_cfg(four[0]).net.sigma_0 == pytest.approx(0.1 * 3 / 4)
 
 
 def test_cli_writes_tables_figures_and_report(over_k, tmp_path, capsys):
