@@ -44,7 +44,7 @@ from mvsim import config as C
 from mvsim import tables
 from mvsim.metrics import FIT_ACC
 from mvsim.plotdata import ResultsError, config_at, load_results
-from mvsim.plotstats import bootstrap_slope, diverged_mask, mean_ci, wilson_ci
+from mvsim.plotstats import bootstrap_slope, diverged_mask, geometric_mean_ci, mean_ci, wilson_ci
 
 SEEDS_MAJORITY = 0.5  # shares of seeds: "w.h.p. over the initialisation" read as "in most seeds"
 SCALE_NOTE = ("GD times of SL (cross-entropy) and MRP (squared error) compare only up to the scales of "
@@ -239,17 +239,6 @@ def windows(summary: pd.DataFrame, events: pd.DataFrame, L: int = 2) -> pd.DataF
         sl_end = float(done["gd_time"].max()) if len(done) else math.nan
         rows.append((gp, seed, t_fit, t_erode, t_cap, one, acc, agree, ckpt, sl_end))
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
-
-
-def geometric_mean_ci(times) -> tuple[float, float, float, int, int]:
-    """Geometric mean of the positive finite times with the 95% Student-t interval of their log:
-    (mean, lo, hi, n_inf, n). NaN times are left out; n_inf counts the inf ones (censored at the
-    horizon: not in the mean, never reported as measured)."""
-    t = np.asarray(times, float)
-    t = t[~np.isnan(t)]
-    finite = t[np.isfinite(t) & (t > 0)]
-    m, lo, hi = mean_ci(np.log10(finite))
-    return 10.0**m, 10.0**lo, 10.0**hi, int(np.isinf(t).sum()), int(t.size)
 
 
 def _fmt_time(times) -> str:

@@ -217,6 +217,14 @@ def _describe(f: dataclasses.Field) -> str:
     return kind
 
 
+def split_key_value(item: str, option: str) -> tuple[str, str]:
+    """'key=value' from the command line option `option` -> (key, value), stripped."""
+    if "=" not in item:
+        raise ConfigError(f"{option} {item!r}: expected KEY=VALUE")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
 def coerce(key: str, value: Any) -> Any:
     """Convert a TOML or command-line value for `key` to the field's type, or raise ConfigError."""
     keys = all_keys()

@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from mvsim.plotdata import Results, n_seeds
+from mvsim.tables import latest_ft
 from mvsim.plotstats import diverged_mask, geo_mean, mean_ci
 from mvsim.plotstyle import (FEATURE_STYLES, TIME_LABEL, WIDTH, fmt_time, below, method_colour, method_marker,
                              method_name, no_data)
@@ -32,15 +33,6 @@ from mvsim.plotstyle import (FEATURE_STYLES, TIME_LABEL, WIDTH, fmt_time, below,
 TIME_METHODS = ("sl", "mrp", "mrp_ft")
 RUN = ["seed", "method", "ft_from"]
 WINDOW_COLOUR = "#BBBBBB"  # SL's lottery window: neutral, so that SL's own 95% band stays visible
-
-
-def latest_ft(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of every method but mrp_ft, and mrp_ft's from its grid point's latest ft_from only."""
-    ft = df["method"] == "mrp_ft"
-    if not ft.any():
-        return df
-    latest = df["ft_from"].where(ft).groupby(df["grid_point"]).transform("max")
-    return df[~ft | (df["ft_from"] == latest)]
 
 
 def good_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

@@ -94,6 +94,17 @@ def geo_mean(values) -> tuple[float, int]:
     return (float(np.exp(np.log(x).mean())), int(x.size))
 
 
+def geometric_mean_ci(times) -> tuple[float, float, float, int, int]:
+    """Geometric mean of the positive finite times with the 95% Student-t interval of their log:
+    (mean, lo, hi, n_inf, n). NaN times are left out; n_inf counts the inf ones (censored at the
+    horizon: not in the mean, never reported as measured)."""
+    t = np.asarray(times, float)
+    t = t[~np.isnan(t)]
+    finite = t[np.isfinite(t) & (t > 0)]
+    m, lo, hi = mean_ci(np.log10(finite))
+    return 10.0**m, 10.0**lo, 10.0**hi, int(np.isinf(t).sum()), int(t.size)
+
+
 def diverged_mask(df: pd.DataFrame) -> pd.Series:
     """True for rows whose run diverged (a missing column or value counts as not diverged)."""
     if "diverged" not in df:

@@ -205,9 +205,9 @@ def main(argv=None) -> int:
         return 0
     try:
         ref = C.load_toml(args.config)[0] if args.config else C.Config()
-        values = {key: C.coerce(key, v) for key, v in (_split(item, "--set") for item in args.set)}
+        values = {key: C.coerce(key, v) for key, v in (C.split_key_value(item, "--set") for item in args.set)}
         grid = {key: [C.coerce(key, v) for v in vals.split(",")]
-                for key, vals in (_split(item, "--grid") for item in args.grid)}
+                for key, vals in (C.split_key_value(item, "--grid") for item in args.grid)}
         cfg = at_k(ref, args.k, values, grid)
     except C.ConfigError as e:
         print(f"mvsim.regime: {e}", file=sys.stderr)
@@ -217,13 +217,6 @@ def main(argv=None) -> int:
     print(f"Assumption report (mvsim/assumptions.py) of the config at k = {args.k}:\n"
           + "\n".join(assumptions.markdown(cfg)), file=sys.stderr)
     return 0
-
-
-def _split(item: str, option: str) -> tuple[str, str]:
-    if "=" not in item:
-        raise C.ConfigError(f"{option} {item!r}: expected KEY=VALUE")
-    key, value = item.split("=", 1)
-    return key.strip(), value.strip()
 
 
 if __name__ == "__main__":

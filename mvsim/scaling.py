@@ -31,7 +31,7 @@ import pandas as pd
 from mvsim import claims
 from mvsim.analysis import fit_line
 from mvsim.plotdata import ResultsError, load_results
-from mvsim.plotstats import holm, mean_ci, wilson_ci
+from mvsim.plotstats import geometric_mean_ci, holm, mean_ci, wilson_ci
 
 TIMES = ("t_fit", "t_erode", "t_cap")
 SHARES = ("sl_one_at_fit", "sl_features_at_fit", "agreement_at_fit", "acc_single_at_fit", "sl_one_at_cap",
@@ -115,11 +115,6 @@ def seed_rows(out) -> pd.DataFrame:
     return df
 
 
-def _geo(values) -> tuple[float, float, float, int, int]:
-    m, lo, hi, n_inf, n = claims.geometric_mean_ci(values)
-    return m, lo, hi, n_inf, n
-
-
 def points(seeds: pd.DataFrame) -> pd.DataFrame:
     """One row per (source, grid point): k, q, sigma_0, seeds, and for each time X: X, X_lo, X_hi
     (geometric mean and 95% interval over the seeds where it is finite), X_inf (seeds where it is
@@ -130,7 +125,7 @@ def points(seeds: pd.DataFrame) -> pd.DataFrame:
         row = {"source": src, "grid_point": gp, "k": int(g["k"].iloc[0]), "q": int(g["q"].iloc[0]),
                "sigma_0": float(g["sigma_0"].iloc[0]), "horizon": float(g["horizon"].iloc[0]), "seeds": len(g)}
         for t in TIMES + ("window", "cap_over_erode"):
-            m, lo, hi, n_inf, _ = _geo(g[t])
+            m, lo, hi, n_inf, _ = geometric_mean_ci(g[t])
             row.update({t: m, f"{t}_lo": lo, f"{t}_hi": hi, f"{t}_inf": n_inf})
         for y in SHARES + ("gap_at_fit", "gap_at_horizon"):
             bounds = (-1, 1) if y.startswith("gap") else (0, 1)

@@ -94,18 +94,11 @@ def parse_args(argv):
 # ---------------------------------------------------------------- config, grid and seeds
 
 
-def _split_kv(text: str, option: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise C.ConfigError(f"{option} {text!r}: expected KEY=VALUE")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
-
-
 def parse_grid(items: list[str]) -> dict[str, list]:
     """'--grid key=v1,v2' items -> {key: [coerced values]}; empty grids are errors."""
     grid = {}
     for item in items:
-        key, text = _split_kv(item, "--grid")
+        key, text = C.split_key_value(item, "--grid")
         values = [v for v in (s.strip() for s in text.split(",")) if v]
         if not values:
             raise C.ConfigError(f"--grid {key}: empty grid (expected {key}=v1,v2,...)")
@@ -197,7 +190,7 @@ def check_options(chunk=None, process_id: int = 0, num_processes: int = 1) -> No
 
 def resolve(args) -> Plan:
     """The plan of the command line's run; raises ConfigError if anything is off."""
-    plan = resolve_plan(args.config, dict(_split_kv(s, "--set") for s in args.set), parse_grid(args.grid),
+    plan = resolve_plan(args.config, dict(C.split_key_value(s, "--set") for s in args.set), parse_grid(args.grid),
                         args.seeds, scale_k=not args.no_regime)
     check_options(args.chunk, args.process_id, args.num_processes)
     return plan

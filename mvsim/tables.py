@@ -105,11 +105,15 @@ def to_tables(records, seeds, cfg: Config, point: dict, grid_point: int):
             pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=EVENT_COLUMNS))
 
 
+def latest_ft(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of every method but mrp_ft, and mrp_ft's from its grid point's latest ft_from only."""
+    ft = df["method"] == "mrp_ft"
+    if not ft.any():
+        return df
+    latest = df["ft_from"].where(ft).groupby(df["grid_point"]).transform("max")
+    return df[~ft | (df["ft_from"] == latest)]
+
+
 def last(summary: pd.DataFrame) -> pd.DataFrame:
     """Each method's row at its horizon (for mrp_ft: fine-tuned from its grid point's latest MRP time)."""
-    rows = summary[summary["is_last"]]
-    ft = rows["method"] == "mrp_ft"
-    if ft.any():
-        latest = rows["ft_from"].where(ft).groupby(rows["grid_point"]).transform("max")
-        rows = rows[~ft | (rows["ft_from"] == latest)]
-    return rows.reset_index(drop=True)
+    return latest_ft(summary[summary["is_last"]]).reset_index(drop=True)
