@@ -24,7 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mvsim.plotstats import aggregate, mean_ci, wilson_ci
+from mvsim.plotstats import aggregate, mean_ci, t_quantile, wilson_ci
 
 BASE_COLS = ("grid_point", "seed", "cls")
 
@@ -194,8 +194,7 @@ def fit_line(x, y, level: float = 0.95) -> dict:
     sse = float(((y - (a + b * x)) ** 2).sum())
     sst = float(((y - ym) ** 2).sum())
     se = math.sqrt(sse / (n - 2) / sxx)
-    from scipy.stats import t as student_t  # scipy comes with jax
-    half = float(student_t.ppf(0.5 + level / 2, n - 2)) * se
+    half = t_quantile(0.5 + level / 2, n - 2) * se
     return dict(slope=b, lo=b - half, hi=b + half, intercept=a, n=n,
                 r2=1.0 - sse / sst if sst > 0 else math.nan, se=se)
 

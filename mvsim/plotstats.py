@@ -1,7 +1,6 @@
-"""Statistics for the figures: Student-t and Wilson intervals, per-group means, geometric means.
-
-Everything here is plain numpy/pandas (no scipy, no matplotlib) and is re-exported by
-`mvsim.plots`, which other modules import it from.
+"""Statistics: Student-t and Wilson intervals, per-group means, geometric means, bootstrap slopes,
+Holm's adjustment. numpy/pandas, and scipy's t quantile on first use; no matplotlib. The claims,
+the scaling study and the figures import it directly.
 """
 
 from __future__ import annotations
@@ -12,42 +11,11 @@ import numpy as np
 import pandas as pd
 
 
-def _t_cdf(x: float, df: int) -> float:
-    """CDF of Student's t with integer df (closed-form series in theta = atan(x / sqrt(df)))."""
-    th = math.atan(abs(x) / math.sqrt(df))
-    c2 = math.cos(th) ** 2
-    if df % 2:
-        term, total = 1.0, 1.0 if df > 1 else 0.0
-        for j in range(1, (df - 1) // 2):
-            term *= c2 * (2 * j) / (2 * j + 1)
-            total += term
-        a = 2 / math.pi * (th + (math.sin(th) * math.cos(th) * total if df > 1 else 0.0))
-    else:
-        term, total = 1.0, 1.0
-        for j in range(1, df // 2):
-            term *= c2 * (2 * j - 1) / (2 * j)
-            total += term
-        a = math.sin(th) * total
-    return 0.5 + math.copysign(a, x) / 2
-
-
-def _t_quantile(p: float, df: int) -> float:
-    """Quantile of Student's t (integer df): Cornish-Fisher start, then Newton on the exact CDF.
-
-    Written out so that plotting does not import scipy (a second of start-up)."""
-    from statistics import NormalDist
-    if df == 1:
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2:
-        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
-    z = NormalDist().inv_cdf(p)
-    x = (z + (z**3 + z) / 4 / df + (5 * z**5 + 16 * z**3 + 3 * z) / 96 / df**2
-         + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384 / df**3)
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    for _ in range(4):
-        pdf = math.exp(log_c - (df + 1) / 2 * math.log1p(x * x / df))
-        x -= (_t_cdf(x, df) - p) / pdf
-    return x
+def t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t with df degrees of freedom (scipy, which jax depends on; imported on
+    first use so that loading results stays light)."""
+    from scipy.stats import t as student_t
+    return float(student_t.ppf(p, df))
 
 
 def mean_ci(values, level: float = 0.95, bounds=None) -> tuple[float, float, float]:
@@ -64,7 +32,7 @@ def mean_ci(values, level: float = 0.95, bounds=None) -> tuple[float, float, flo
     m = float(x.mean())
     if n == 1:
         return (m, math.nan, math.nan)
-    half = _t_quantile(0.5 + level / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    half = t_quantile(0.5 + level / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
     lo, hi = m - half, m + half
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
