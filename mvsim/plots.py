@@ -40,7 +40,7 @@ from mvsim.plotstats import aggregate, diverged_mask, geo_mean, mean_ci, wilson_
 from mvsim.plotstyle import (DPI, METHOD_STYLE, STYLE, method_colour, method_marker,  # noqa: E402
                              method_name, ordered_methods)
 
-__all__ = [  # re-exported: mvsim.analysis and mvsim.claims import the statistics and loading from here
+__all__ = [  # the figures' entry points, and the statistics and loading they use (for scripts)
     "mean_ci", "wilson_ci", "aggregate", "diverged_mask", "geo_mean",
     "Results", "ResultsError", "load_results",
     "DPI", "STYLE", "METHOD_STYLE", "method_name", "method_colour", "method_marker", "ordered_methods",

@@ -18,6 +18,31 @@ def t_quantile(p: float, df: int) -> float:
     return float(student_t.ppf(p, df))
 
 
+def fit_line(x, y, level: float = 0.95) -> dict:
+    """Least-squares fit y = a + b x over the pairs where both are finite.
+
+    Returns slope b with its `level` Student-t interval (n - 2 degrees of freedom), intercept a,
+    n, r2 and the slope's standard error se. Fewer than 3 usable pairs or constant x: NaNs."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = int(ok.sum())
+    nan = dict(slope=math.nan, lo=math.nan, hi=math.nan, intercept=math.nan, n=n, r2=math.nan, se=math.nan)
+    if n < 3 or np.ptp(x) == 0:
+        return nan
+    xm, ym = x.mean(), y.mean()
+    sxx = float(((x - xm) ** 2).sum())
+    b = float(((x - xm) * (y - ym)).sum() / sxx)
+    a = float(ym - b * xm)
+    sse = float(((y - (a + b * x)) ** 2).sum())
+    sst = float(((y - ym) ** 2).sum())
+    se = math.sqrt(sse / (n - 2) / sxx)
+    half = t_quantile(0.5 + level / 2, n - 2) * se
+    return dict(slope=b, lo=b - half, hi=b + half, intercept=a, n=n,
+                r2=1.0 - sse / sst if sst > 0 else math.nan, se=se)
+
+
 def mean_ci(values, level: float = 0.95, bounds=None) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval (mean, lo, hi) of the finite values.
 

@@ -29,9 +29,8 @@ import numpy as np
 import pandas as pd
 
 from mvsim import claims
-from mvsim.analysis import fit_line
 from mvsim.plotdata import ResultsError, load_results
-from mvsim.plotstats import geometric_mean_ci, holm, mean_ci, wilson_ci
+from mvsim.plotstats import fit_line, geometric_mean_ci, holm, mean_ci, wilson_ci
 
 TIMES = ("t_fit", "t_erode", "t_cap")
 SHARES = ("sl_one_at_fit", "sl_features_at_fit", "agreement_at_fit", "acc_single_at_fit", "sl_one_at_cap",
