@@ -277,7 +277,7 @@ def test_race_interval_counts_seeds_not_features():
     (and Lambda(0)'s scale varying between seeds), pooling 1,000 features as independent gives an
     interval several times too narrow; the bootstrap over the 8 seeds (`plotstats.bootstrap_slope`)
     is wider by about sqrt(features per seed)."""
-    from mvsim.analysis import fit_line
+    from mvsim.plotstats import fit_line
     from mvsim.plotstats import bootstrap_slope
 
     rng = np.random.default_rng(1)
