@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+AGAINST ?= ac84aba
 
 .PHONY: run test bench bench-k bench-solvers study install clean
 
@@ -25,12 +26,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check mvsim tests benchmarks docs/scripts
 	$(PY) -m pytest -q
 
-# Step FLOP/s, then the pipeline at chunks 1 and 2 against the last fixed-step commit (c6b334f, in a
+# Step FLOP/s, then the pipeline at chunks 1 and 2 against AGAINST (default ac84aba, the last commit on Euler
+# steps for every method; c6b334f is the last fixed-step one), in a
 # temporary worktree, same run), into benchmarks/results.json (replaced only when all parts ran).
 bench: $(STAMP)
 	rm -f benchmarks/results.new.json
 	$(PY) benchmarks/steps.py --chunk 2 --out benchmarks/results.new.json
-	if git rev-parse -q --verify 'c6b334f^{commit}' >/dev/null; then against='--against c6b334f'; fi; \
+	if git rev-parse -q --verify '$(AGAINST)^{commit}' >/dev/null; then against='--against $(AGAINST)'; fi; \
 	$(PY) benchmarks/pipeline.py --chunks 1,2 --seeds 2 $$against --out benchmarks/results.new.json
 	$(PY) benchmarks/report.py benchmarks/results.new.json
 	mv benchmarks/results.new.json benchmarks/results.json
