@@ -325,6 +325,9 @@ def validate(cfg: Config) -> None:
          "'adaptive' or 'gd' unless mrp.target = 'data2vec', mrp.teacher = 'stopgrad', mrp.decoder = 'diag' "
          "and mrp.decoder_lr = 0 (only then does the loss separate over kernels, so that per-kernel clocks "
          "are an exact change of time)"),
+        (cfg.mrp.solver == "euler" or cfg.mrp.teacher == "stopgrad", "mrp.solver", cfg.mrp.solver,
+         "'euler' with mrp.teacher = 'ema' (the EMA teacher relaxes exactly over each whole step, which "
+         "is no Runge-Kutta stage)"),
     ]
     for ok, key, value, allowed in checks:
         if not ok:

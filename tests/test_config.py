@@ -138,6 +138,7 @@ def test_bad_values(key, value, needles):
     ({"mrp.decoder": "full"}, ["mrp.step", "per_kernel", "diag"]),
     ({"mrp.decoder_lr": 0.1}, ["mrp.step", "per_kernel", "decoder_lr"]),
     ({"mrp.masks": "fresh"}, ["mrp.step", "per_kernel", "fresh"]),
+    ({"mrp.step": "adaptive", "mrp.teacher": "ema", "mrp.solver": "bosh3"}, ["mrp.solver", "bosh3", "euler"]),
 ])
 def test_cross_field(values, needles):
     raises_one_line(lambda: with_values(Config(), values), *needles)
