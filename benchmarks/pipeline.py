@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cost per seed of the whole pipeline (`experiment.make_run`: data, SL, MRP, fine-tuning,
+"""Cost per seed of the whole pipeline (`methods.make_run`: data, SL, MRP, fine-tuning,
 logging at every checkpoint) over chunk sizes, and vmap over a chunk against a loop over seeds.
 
     .venv/bin/python benchmarks/pipeline.py [--chunks 1,2] [--seeds 2] [--repeat 1]
@@ -20,7 +20,7 @@ include compilation. At chunk S it runs max(seeds, S) seeds (rounded up to whole
                  removed after) in a subprocess of this run, with the same chunks and seeds, so
                  that both ran on the same machine at nearly the same time
 
---tree DIR times the mvsim of another checkout (any version with `experiment.make_run`).
+--tree DIR times the mvsim of another checkout (any version with `methods.make_run` or, before the table of methods, `experiment.make_run`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
+import importlib  # noqa: E402
+
 from mvsim import experiment  # noqa: E402
 
 METHOD_STEPS = {"sl": "sl_steps", "mrp": "mrp_steps", "mrp_ft": "ft_steps"}  # the old fixed-step keys
@@ -129,7 +131,10 @@ def main(a):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     values = dict(kv.split("=", 1) for kv in a.set)
     cfg = C.with_values(C.Config(), values) if values else C.Config()
-    mk = experiment.make_run
+    try:  # the table of methods (mvsim.methods) holds make_run; older trees kept it in experiment
+        mk = importlib.import_module("mvsim.methods").make_run
+    except ImportError:
+        mk = experiment.make_run
     run = mk(cfg) if inspect.signature(mk).parameters else mk()
     chunks = [int(c) for c in a.chunks.split(",")]
     common.log(f"pipeline [{label}]: mvsim {TREE}, jax {jax.__version__} on {jax.devices()[0]}, chunks {chunks}, "

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/solvers.py [--methods sl,mrp,ft] [--seeds 2] [--out FILE] [--fig PNG]
 
 Each method of the default config (experiments/default.toml) runs to its horizon from the same
-initial states as `experiment.run_seed` (seeds 0..S-1, vmapped), once per setting, logging the
+initial states as `methods.run_seed` (seeds 0..S-1, vmapped), once per setting, logging the
 Lambda table (every kernel against every feature) at the checkpoints. Fine-tuning starts from
 the reference MRP encoder. The reference is Bogacki-Shampine at rtol 1e-4 (MRP: Euler at delta/16); a second one
 at a finer tolerance says how far the reference itself is from the flow.
@@ -77,7 +77,7 @@ def runner(cfg, name):
     all_rows = lambda R: jnp.ones((R, cfg.data.k * L), bool)
 
     def sl(W, D, k):
-        log = lambda W: experiment._sl_tables(W, D.V, cfg)["lam"]
+        log = lambda W: experiment.sl_tables(W, D.V, cfg)["lam"]
         c, lam, _, n, _ = train.train_sl(W, D.train, cfg, experiment.sl_times(cfg), log)
         return lam, n, c.state
 

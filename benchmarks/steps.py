@@ -5,7 +5,7 @@
 
 Each method is `mvsim.train.train_sl / train_mrp / train_ft` itself (the adaptive GD clock
 of the pipeline, no logging), jitted and vmapped over a chunk of seeds, run from the same
-initial states as `experiment.run_seed` to its horizon (or for K steps with --max-steps K);
+initial states as `methods.run_seed` to its horizon (or for K steps with --max-steps K);
 fine-tuning starts from MRP's final encoder, as with train.ft_from at the horizon. The
 number of steps is the controller's; the timed call excludes compilation (compiled ahead).
 

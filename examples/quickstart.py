@@ -26,9 +26,9 @@ res = mvsim.simulate(seeds=2, set=TINY, data__mu=0.05)
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 12)
-print("Each method's final row (res.last()):")
-print(res.last()[["seed", "method", "gd_time", "step", "features_captured", "acc_train", "acc_single",
+print("Each method's final row (res.last):")
+print(res.last[["seed", "method", "gd_time", "step", "features_captured", "acc_train", "acc_single",
                   "acc_test", "diverged"]].to_string(index=False))
 print()
-print("Claims (res.claims):")
-print(res.claims[["claim", "verdict", "measured", "lo", "hi", "threshold", "seeds"]].to_string(index=False))
+print("Claims (mvsim.verdicts(res)):")
+print(mvsim.verdicts(res)[["claim", "verdict", "measured", "lo", "hi", "threshold", "seeds"]].to_string(index=False))

@@ -5,51 +5,24 @@
     res.summary            # one row per (grid point, seed, method, checkpoint), as mvsim.store.load
     res.features           # Lambda_{i,l} over training, as mvsim.store.load_features
     res.events             # first GD times of feature and fit events, as mvsim.store.load_events
-    res.last()             # each method's final row (mvsim.tables.last)
-    res.claims             # the theory's predictions with verdicts (mvsim.claims.claims)
+    res.last               # each method's final row (mvsim.tables.last)
+    mvsim.verdicts(res)    # the theory's predictions with verdicts (mvsim.claims.verdicts)
 
-It is the CLI's sweep (`mvsim.sweep`): the same plan, chunks, checks and numbers. Without
-`out` nothing is written; with `out` the results directory is exactly what
-`python -m mvsim.sweep --out DIR` writes (resumed if it exists), and the tables are read back from it.
+`res` is a `mvsim.results.Results`, the class `mvsim.load_results(DIR)` reads a results directory
+into. It is the CLI's sweep (`mvsim.sweep.run_plan`, the one run loop): the same plan, chunks,
+checks and numbers. Without `out` nothing is written (the chunks go to an in-memory sink); with
+`out` the results directory is exactly what `python -m mvsim.sweep --out DIR` writes (resumed if it
+exists), and the tables are read back from it.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from mvsim import config as C
-from mvsim import store, sweep
-
-
-@dataclass(frozen=True)
-class Results:
-    """A sweep's results: `summary`, `features` and `events` DataFrames (the results directory's
-    tables), the base config, the grid and, when written, the results directory `out`."""
-
-    summary: pd.DataFrame
-    features: pd.DataFrame
-    events: pd.DataFrame
-    cfg: C.Config
-    grid: dict = field(default_factory=dict)
-    out: Path | None = None
-
-    def last(self) -> pd.DataFrame:
-        """Each method's row at its horizon (mvsim.tables.last)."""
-        from mvsim import tables
-
-        return tables.last(self.summary)
-
-    @functools.cached_property
-    def claims(self) -> pd.DataFrame:
-        """The claims table (mvsim.claims.claims: one row per grid point and prediction, with its verdict)."""
-        from mvsim.claims import claims
-
-        return claims(self.summary, self.events, self.cfg)
+from mvsim import resources, sweep
+from mvsim.results import Results, load_results
 
 
 def _values(set: dict | None, overrides: dict) -> dict:
@@ -87,29 +60,10 @@ def simulate(config=None, seeds: int | None = None, grid: dict | None = None, ou
     if out is not None:
         out = Path(out)
         sweep.execute(plan, out, chunk=chunk, log=log, progress=progress, plots=plots, show_claims=False)
-        return Results(store.load(out), store.load_features(out), store.load_events(out), plan.cfg, plan.grid, out)
+        return load_results(out)
 
     devices = sweep.start_jax()
-    sweep.check_resources(plan, devices, chunk, log)
-    work, why = sweep.plan_work(plan, devices, chunk)
-    if log:
-        log(f"mvsim.simulate: {len(plan.points)} grid point(s) x {plan.seeds} seeds; {why}")
-    bar = sweep.progress_bar(sum(len(w.seeds) for w in work), progress)
-    summaries, features, events = [], [], []
-    n_diverged = 0
-    for w, s, f, e in sweep.run_work(plan, work, devices):
-        summaries.append(s)
-        features.append(f)
-        events.append(e)
-        n_diverged += sweep.diverged_runs(s)
-        bar.update(len(w.seeds))
-    bar.close()
-    sweep.warn_diverged(n_diverged)
-    summary = _concat(summaries)
-    if len(summary):  # the order of mvsim.store.load
-        summary = summary.sort_values(["grid_point", "seed", "method"], ignore_index=True)
-    return Results(summary, _concat(features), _concat(events), plan.cfg, plan.grid)
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    resources.check_resources(plan, devices, chunk, log)
+    sink = sweep.MemorySink()
+    sweep.run_plan(plan, sink, devices, chunk=chunk, log=log, progress=progress)
+    return Results(*sink.tables(), plan.cfg, plan.grid, seeds=plan.seeds)

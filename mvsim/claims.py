@@ -33,8 +33,6 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -42,277 +40,13 @@ import pandas as pd
 from mvsim import assumptions
 from mvsim import config as C
 from mvsim import tables
-from mvsim.metrics import FIT_ACC
-from mvsim.plotdata import ResultsError, config_at, load_results
-from mvsim.plotstats import bootstrap_slope, diverged_mask, geometric_mean_ci, mean_ci, wilson_ci
-
-SEEDS_MAJORITY = 0.5  # shares of seeds: "w.h.p. over the initialisation" read as "in most seeds"
-SCALE_NOTE = ("GD times of SL (cross-entropy) and MRP (squared error) compare only up to the scales of "
-              "the two losses (train.sl_rate, train.mrp_rate): such a comparison is described, never a verdict.")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One prediction: the side the theory is on, the theory's value, the threshold and why."""
-
-    sense: str  # ">=": holds above the threshold; "<=": below; "=": the interval contains the value;
-    #             "describe": a descriptive row, no verdict
-    expected: str  # what the theory says, as text
-    formula: str  # the threshold, as text in k (classes), L (features per class), q (sReLU power)
-    value: Callable[[float, float, int], float]  # (k, L, q) -> the threshold
-    reason: str
-
-
-def _midway(k, L, q):
-    """Halfway between chance over a class's features (1/L) and certainty (1)."""
-    return 1 / L + (1 - 1 / L) / 2
-
-
-def _half_gap(k, L, q):
-    """Half the predicted single-view gap between MRP+FT (~1) and SL (~1/L + (1 - 1/L)/k)."""
-    return (1 - 1 / L) * (1 - 1 / k) / 2
-
-
-def _none(k, L, q):
-    return math.nan
-
-
-THRESHOLDS: dict[str, Rule] = {
-    "sl_fits": Rule(
-        ">=", "1", f"{FIT_ACC:g}", lambda k, L, q: FIT_ACC,
-        "P0 Thm 1: SL reaches 100% training accuracy (memorising the single-view points); 0.99 leaves "
-        "a few points unfitted at a finite horizon. The same line defines t_fit."),
-    "sl_lottery_window": Rule(
-        ">=", "every seed (w.h.p.)", "1/2 of seeds", lambda k, L, q: SEEDS_MAJORITY,
-        "P0: the lottery holds w.h.p. over the initialisation for every T after fitting: t_fit < t_erode "
-        "in a majority of seeds (Wilson interval: 4 of 4 seeds hold, 0 of 4 fail)."),
-    "sl_one_per_class": Rule(
-        ">=", "~1 (almost every class)", "1/2", lambda k, L, q: 0.5,
-        "P0 Thm 1: exactly one feature captured for almost every class; 'almost every' is asymptotic in "
-        "k, so at k ~ 10 a majority of classes. Read at t_fit from the capture times; falling below it "
-        "defines t_erode, the end of the window."),
-    "sl_lottery_agreement": Rule(
-        ">=", "~1 (winner = initial argmax)", "1/L + (1 - 1/L)/2", _midway,
-        "P0 Thm 1: the feature with the largest Lambda(0) wins. Chance agreement is 1/L, so the winner "
-        "must agree with the initial argmax at least halfway from chance to certainty. Read at the first "
-        "checkpoint at or after t_fit."),
-    "sl_single_view_at_fit": Rule(
-        "<=", "~1/L + (1 - 1/L)/k", "1/L + (1 - 1/L)/2", _midway,
-        "P0: SL is right on a single-view point when its strong feature is the class's winner (1/L), "
-        "else guesses; a model with every feature is right (1). Read at the first checkpoint at or after "
-        "t_fit."),
-    "mrp_captures_all": Rule(
-        ">=", "1 (every feature)", "0.95", lambda k, L, q: 0.95,
-        "P1: MRP captures every feature of every class; 0.95 allows one feature in twenty (k L = 20 at "
-        "the default). The same line defines t_cap."),
-    "mrp_capture_time": Rule(
-        ">=", "every seed, by T = poly(k)/eta", "1/2 of seeds", lambda k, L, q: SEEDS_MAJORITY,
-        "P1: capture by T = poly(k)/eta, i.e. within MRP's horizon: t_cap finite in a majority of seeds."),
-    "ft_keeps": Rule(
-        ">=", "1 (all kept)", "0.95", lambda k, L, q: 0.95,
-        "P1: fine-tuning keeps the captured features: min(1, captured after fine-tuning / MRP's "
-        "captured at ft_from), with the same allowance as mrp_captures_all."),
-    "mrpft_beats_sl_at_fit": Rule(
-        ">=", "(1 - 1/L)(1 - 1/k)", "(1 - 1/L)(1 - 1/k)/2", _half_gap,
-        "P1: MRP+FT is right on single-view data (~1), SL at t_fit only ~1/L + (1 - 1/L)/k; the paired "
-        "gap in acc_single must reach half the predicted gap. Each method at its own time: invariant to "
-        "the losses' scales."),
-    "mrpft_beats_sl_in_window": Rule(
-        ">=", "(1 - 1/L)(1 - 1/k)", "(1 - 1/L)(1 - 1/k)/2", _half_gap,
-        "P0 + P1: over SL's whole lottery window [t_fit, t_erode) the gap persists: MRP+FT at its horizon "
-        "minus SL's best single-view accuracy at a checkpoint in its window (the first at or after t_fit "
-        "when none lies inside), paired by seed. Invariant to the losses' scales."),
-    "mrpft_vs_sl_at_horizon": Rule(
-        "describe", "(1 - 1/L)(1 - 1/k) (if SL's lottery held for every T)", "none", _none,
-        "Described, not a verdict: SL's horizon is a choice (regime.py), and P0's 'every T after fitting' "
-        "is asymptotic; at finite k SL's window closes (sl_lottery_window, t_erode), so the gap at SL's "
-        "horizon measures where that horizon falls, not the theory."),
-    "cap_over_erode": Rule(
-        "describe", "< 1 (MRP captures inside SL's window)", "none", _none,
-        "Described, not a verdict: t_cap / t_erode sets GD times of two losses side by side, which a "
-        "rescaling of either loss changes at will. The row gives the factor c = the median over seeds: "
-        "MRP's loss multiplied by c (train.mrp_rate = c) would put half the seeds inside SL's window. "
-        "The scale-free question, its trend in k, is in mvsim.scaling."),
-    "sl_race": Rule(
-        "=", "-(q - 2)", "-(q - 2)", lambda k, L, q: -(q - 2),
-        "P0: near 0 SL's gradient on a feature ~ Lambda^(q-1), so its hitting time ~ Lambda(0)^-(q-2), "
-        "while the class is unfitted: fitted over each class's first feature to reach the capture line "
-        "(a loser's later rise comes after the class fits and is not the race). Hitting times at step "
-        "resolution (events); 95% interval by a bootstrap over seeds. Holds when it contains the "
-        "exponent and excludes MRP's -(2q - 2); fails when it excludes it."),
-    "mrp_race": Rule(
-        "=", "-(2q - 2)", "-(2q - 2)", lambda k, L, q: -(2 * q - 2),
-        "P1, data2vec with a stop-gradient teacher: the gradient ~ Lambda^(2q-1), hitting time ~ "
-        "Lambda(0)^-(2q-2), for every feature (no class race in MRP); same verdict rule against SL's "
-        "-(q - 2). Not reported for other MRP variants (the theory gives no exponent for them)."),
-}
+from mvsim.results import Results, ResultsError, config_at, load_results
+from mvsim.stats import diverged_mask, geometric_mean_ci, mean_ci, wilson_ci
+from mvsim.predictions import SCALE_NOTE, THRESHOLDS
+from mvsim.windows import fmt_times, race_law, window_line, windows
 
 CLAIM_COLUMNS = ["grid_point", "claim", "statement", "measured", "lo", "hi", "expected", "threshold",
                  "verdict", "seeds"]
-WINDOW_COLUMNS = ["grid_point", "seed", "t_fit", "t_erode", "t_cap", "sl_one_at_fit", "acc_single_at_fit",
-                  "agreement_at_fit", "fit_checkpoint", "sl_end"]
-
-# ---------------------------------------------------------------- windows on the GD clock
-
-REACHED_RTOL = tables.REACHED_RTOL
-
-
-def _stopped(rows: pd.DataFrame) -> bool:
-    """Did the run of these event rows stop at train.max_steps before its horizon?"""
-    return bool(len(rows)) and bool((rows["t_end"] < rows["horizon"] * (1 - REACHED_RTOL)).any())
-
-
-def _known(t: float, stopped: bool) -> float:
-    """A first time, with 'not within the horizon' (inf) made unknown (NaN) for a run that stopped early."""
-    return math.nan if math.isinf(t) and stopped else t
-
-
-def capture_matrix(rows: pd.DataFrame, k: int, L: int, event: str = "capture") -> np.ndarray:
-    """(k, L) first GD times of `event` from one run's event rows (inf: not within its horizon)."""
-    e = rows[rows["event"] == event]
-    out = np.full((k, L), math.inf)
-    out[e["cls"].to_numpy(int), e["feature"].to_numpy(int)] = e["gd_time"].to_numpy(float)
-    return out
-
-
-def one_per_class(cap: np.ndarray, t: float) -> float:
-    """Share of classes with exactly one feature captured by GD time t, from capture times (k, L)."""
-    return float(((cap <= t).sum(axis=1) == 1).mean())
-
-
-def erosion_time(cap: np.ndarray, t_fit: float) -> float:
-    """The end of SL's lottery window: the first GD time >= t_fit at which fewer than half the classes
-    have exactly one feature captured (THRESHOLDS sl_one_per_class), from the capture times (k, L).
-    A feature counts as captured from its first capture on (SL's kernels serve their own class, and
-    a captured Lambda keeps growing: tests check this against the checkpoints). inf: not within the
-    horizon; NaN when t_fit is not finite (no window)."""
-    if not math.isfinite(t_fit):
-        return math.nan
-    line = THRESHOLDS["sl_one_per_class"].value(0, 0, 0)
-    later = cap[np.isfinite(cap) & (cap > t_fit)]
-    for t in np.unique(np.concatenate([[t_fit], later])):
-        if one_per_class(cap, t) < line:
-            return float(t)
-    return math.inf
-
-
-def capture_time(cap: np.ndarray, share: float | None = None) -> float:
-    """The first GD time at which `share` (default THRESHOLDS mrp_captures_all) of the features are
-    captured, from capture times (k, L); inf: not within the horizon."""
-    share = THRESHOLDS["mrp_captures_all"].value(0, 0, 0) if share is None else share
-    need = math.ceil(share * cap.size - 1e-9)
-    return float(np.sort(cap.ravel())[need - 1]) if need >= 1 else 0.0
-
-
-def windows(summary: pd.DataFrame, events: pd.DataFrame, L: int = 2) -> pd.DataFrame:
-    """The GD-time windows of each (grid_point, seed) of the summary, from the events of sl and mrp.
-
-    Columns (GD times at step resolution; np.inf = not within the horizon; NaN = the method was not
-    run, or stopped at train.max_steps before its horizon without the event):
-      t_fit    SL's 'fit' event (training accuracy >= metrics.FIT_ACC),
-      t_erode  `erosion_time`: the first time >= t_fit with exactly one feature captured in fewer than
-               half the classes; NaN when t_fit is not finite (SL has no window),
-      t_cap    `capture_time` of MRP's capture times: 95% of the features captured,
-      sl_one_at_fit   share of classes with exactly one feature captured at t_fit (events),
-      acc_single_at_fit, agreement_at_fit   SL's acc_single and lottery_agreement at fit_checkpoint,
-               the first checkpoint at or after t_fit,
-      sl_end   SL's last checkpoint reached (its horizon, or the last before max_steps stopped it).
-    """
-    rows = []
-    ev = events.groupby(["grid_point", "seed"], sort=True)
-    groups = dict(list(ev)) if len(events) else {}
-    for (gp, seed), g in summary.groupby(["grid_point", "seed"], sort=True):
-        k = int(round(float(g["features_total"].iloc[0]) / L))
-        e = groups.get((gp, seed), pd.DataFrame(columns=["method", "event"]))
-        sl_e, mrp_e = e[e["method"] == "sl"], e[e["method"] == "mrp"]
-        fit = sl_e[sl_e["event"] == "fit"]["gd_time"]
-        t_fit = _known(float(fit.iloc[0]), _stopped(sl_e)) if len(fit) else math.nan
-        cap_sl = capture_matrix(sl_e, k, L)
-        t_erode = _known(erosion_time(cap_sl, t_fit), _stopped(sl_e)) if len(sl_e) else math.nan
-        t_cap = _known(capture_time(capture_matrix(mrp_e, k, L)), _stopped(mrp_e)) if len(mrp_e) else math.nan
-        sl = g[(g["method"] == "sl")].sort_values("gd_time", kind="stable")
-        done = sl[sl["reached"]] if "reached" in sl.columns else sl
-        after = done[done["checkpoint"] >= t_fit * (1 - REACHED_RTOL)] if math.isfinite(t_fit) else done.iloc[:0]
-        acc, agree, ckpt = ((after["acc_single"].iloc[0], after["lottery_agreement"].iloc[0],
-                             after["checkpoint"].iloc[0]) if len(after) else (math.nan,) * 3)
-        one = one_per_class(cap_sl, t_fit) if math.isfinite(t_fit) else math.nan
-        sl_end = float(done["gd_time"].max()) if len(done) else math.nan
-        rows.append((gp, seed, t_fit, t_erode, t_cap, one, acc, agree, ckpt, sl_end))
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
-
-
-def _fmt_time(times) -> str:
-    """'mean [lo, hi]' of `geometric_mean_ci`, and how many seeds are censored at the horizon."""
-    m, lo, hi, n_inf, n = geometric_mean_ci(times)
-    text = "n/a" if math.isnan(m) else f"{m:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if not math.isnan(lo) else "")
-    return text + (f"; not within the horizon in {n_inf} of {n} seeds" if n_inf else "")
-
-
-def window_line(win: pd.DataFrame) -> str:
-    """One line on a grid point's windows (rows of `windows`): geometric means over seeds, 95% CIs."""
-    n_fit = int(np.isfinite(win["t_fit"]).sum())
-    return (f"Windows in GD time at step resolution (geometric mean [95% CI] over {len(win)} seeds; times "
-            f"not within the horizon are counted, not averaged): SL fits at t_fit = {_fmt_time(win['t_fit'])}. "
-            f"In the {n_fit} seeds that fit, SL keeps exactly one feature in most classes until t_erode = "
-            f"{_fmt_time(win['t_erode'])}. MRP captures 95% of the features at t_cap = "
-            f"{_fmt_time(win['t_cap'])}. {SCALE_NOTE}")
-
-
-# ---------------------------------------------------------------- the race
-
-
-def hitting_times(events: pd.DataFrame, method: str) -> pd.DataFrame:
-    """Per (grid_point, seed, cls, feature) of `method`: lam_init, t_hit (the GD time at which Lambda
-    first reaches the capture line, at step resolution; inf: not within the horizon; 0: at
-    initialisation) and winner (the first feature of its class to reach it)."""
-    keys = ["grid_point", "seed", "cls", "feature"]
-    e = events[(events["method"] == method) & (events["event"] == "reach")]
-    if "ft_from" in e and e["ft_from"].notna().any():
-        e = e[e["ft_from"] == e["ft_from"].max()]
-    out = e[keys + ["lam_init", "gd_time"]].rename(columns={"gd_time": "t_hit"}).reset_index(drop=True)
-    rank = out.groupby(keys[:-1])["t_hit"].rank(method="first")
-    out["winner"] = (rank == 1) & np.isfinite(out["t_hit"])
-    return out
-
-
-def race_law(events: pd.DataFrame, method: str, q: int, winners: bool = False) -> dict:
-    """Fit log t_hit = a + b log lam_init over the features of `method` that reach the capture line
-    after time 0 (with winners=True only each class's first feature to reach it: see THRESHOLDS
-    sl_race), with a 95% interval from a bootstrap over seeds (`plotstats.bootstrap_slope`).
-
-    events: one grid point's rows. Theory (theory.md): b = -(q - 2) for SL, -(2q - 2) for MRP with a
-    stop-gradient teacher. Returns {b, ci: (lo, hi), n: fitted features, censored: features that never
-    reach the line, seeds, expected}.
-    """
-    hits = hitting_times(events, method)
-    used = hits[hits["winner"]] if winners else hits
-    ok = np.isfinite(used["t_hit"]) & (used["t_hit"] > 0) & (used["lam_init"] > 0)
-    used = used[ok]
-    b, lo, hi = bootstrap_slope(np.log(used["lam_init"].to_numpy(float)), np.log(used["t_hit"].to_numpy(float)),
-                                used["seed"].to_numpy())
-    expected = THRESHOLDS["sl_race" if method == "sl" else "mrp_race"].value(0, 0, q)
-    return dict(b=b, ci=(lo, hi), n=int(len(used)), censored=int(np.isinf(hits["t_hit"]).sum()),
-                seeds=int(used["seed"].nunique()), expected=float(expected))
-
-
-# ---------------------------------------------------------------- single-view gap over SL's time
-
-
-def single_view_gap(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per (grid_point, SL checkpoint reached): MRP+FT's final acc_single (`tables.last`) minus SL's
-    acc_single at that GD time, paired by seed. Columns: grid_point, gd_time (the checkpoint),
-    mean, lo, hi (95% Student-t over seeds), n (seeds)."""
-    final = tables.last(summary)
-    ft = final.loc[final["method"] == "mrp_ft", ["grid_point", "seed", "acc_single"]]
-    sl = summary[(summary["method"] == "sl") & summary["reached"]]
-    both = sl[["grid_point", "seed", "checkpoint", "acc_single"]].merge(ft, on=["grid_point", "seed"],
-                                                                        suffixes=("_sl", "_ft"))
-    both["gap"] = both["acc_single_ft"] - both["acc_single_sl"]
-    rows = [(gp, t, *mean_ci(g["gap"]), int(g["gap"].notna().sum()))
-            for (gp, t), g in both.groupby(["grid_point", "checkpoint"], sort=True)]
-    return pd.DataFrame(rows, columns=["grid_point", "gd_time", "mean", "lo", "hi", "n"])
-
-
 # ---------------------------------------------------------------- verdicts
 
 
@@ -402,7 +136,7 @@ def _in_window_best(s: pd.DataFrame, win: pd.DataFrame) -> np.ndarray:
     out = []
     for w in win.itertuples(index=False):
         rows = sl[sl["seed"] == w.seed]
-        inside = rows[(rows["checkpoint"] >= w.t_fit * (1 - REACHED_RTOL)) & (rows["checkpoint"] < w.t_erode)]
+        inside = rows[(rows["checkpoint"] >= w.t_fit * (1 - tables.REACHED_RTOL)) & (rows["checkpoint"] < w.t_erode)]
         out.append(inside["acc_single"].max() if len(inside) else w.acc_single_at_fit)
     return np.asarray(out, float)
 
@@ -428,7 +162,7 @@ def _point_claims(p: _Point, s: pd.DataFrame, win: pd.DataFrame, final: pd.DataF
         p.mean("sl_fits", "SL fits its training set: acc_train at SL's horizon",
                _per_seed(final, "sl", "acc_train", seeds), bounds=(0, 1)),
         p.share("sl_lottery_window", f"SL has a lottery window, t_fit < t_erode (share of seeds); t_fit = "
-                f"{_fmt_time(t_fit)}, t_erode = {_fmt_time(t_erode)}", t_fit < t_erode, fit_known),
+                f"{fmt_times(t_fit)}, t_erode = {fmt_times(t_erode)}", t_fit < t_erode, fit_known),
         p.mean("sl_one_per_class", f"SL at t_fit: share of classes with exactly one feature captured ({n_fit})",
                win["sl_one_at_fit"], bounds=(0, 1)),
         p.mean("sl_lottery_agreement", f"SL at the first checkpoint at or after t_fit: share of classes whose "
@@ -437,7 +171,7 @@ def _point_claims(p: _Point, s: pd.DataFrame, win: pd.DataFrame, final: pd.DataF
                f"accuracy ({n_fit})", win["acc_single_at_fit"], bounds=(0, 1)),
         p.mean("mrp_captures_all", "MRP at its horizon: share of all features captured", mrp_share, bounds=(0, 1)),
         p.share("mrp_capture_time", f"MRP captures 95% of the features within its horizon (share of seeds); "
-                f"t_cap = {_fmt_time(t_cap)}", np.isfinite(t_cap), ~np.isnan(t_cap)),
+                f"t_cap = {fmt_times(t_cap)}", np.isfinite(t_cap), ~np.isnan(t_cap)),
         p.mean("ft_keeps", "MRP+FT at its horizon: share of MRP's captured features (at ft_from) still "
                "captured, min(1, after / before)", kept, bounds=(0, 1)),
         p.mean("mrpft_beats_sl_at_fit", f"single-view accuracy, MRP+FT at its horizon minus SL at t_fit, "
@@ -499,6 +233,12 @@ def claims(summary: pd.DataFrame, events: pd.DataFrame, cfg: C.Config | None = N
         rows += _point_claims(p, s, windows(s, e, L), final[final["grid_point"] == gp])
         rows += _race_claims(p, e, pcfg)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def verdicts(res: Results) -> pd.DataFrame:
+    """The claims table of a sweep's `Results` (`mvsim.simulate`'s or `mvsim.load_results`'s): `claims`
+    on its summary and events, with its base config."""
+    return claims(res.summary, res.events, res.cfg)
 
 
 # ---------------------------------------------------------------- report and CLI

@@ -1,7 +1,9 @@
-"""One seed, all methods: `run_seed(key, cfg) -> record`, written for one seed.
+"""What every method shares on one seed: its data, its log times, its loggers and its record.
 
-SL, MRP pretraining and fine-tuning run on data drawn from the same features, so their
-numbers compare like for like. Batch over seeds with `make_run()` (jit of vmap).
+`make_data(key, cfg)` draws one seed's features and datasets; `summarize` turns a method's logs into
+its record (scalars and feature tables per log time); `watcher` and `event_record` give its event
+times at step resolution. The methods themselves (SL, MRP, fine-tuning, ensembles, distillation)
+and the loop over them are `mvsim.methods`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mvsim import data, flow, metrics, nets, train
+from mvsim import data, flow, metrics, nets
 from mvsim.config import Config
 
 SCALARS = (
@@ -113,20 +115,25 @@ def event_record(events, cfg: Config) -> dict:
             "ev_fit": events.get("fit", jnp.float32(jnp.nan))}
 
 
-def _sl_tables(W, V, cfg: Config):
+def sl_tables(W, V, cfg: Config):
     k, m, d = W.shape
     return metrics.feature_table(W.reshape(k * m, d), V, metrics.sl_allowed(k, m, cfg.data.L), cfg.data.L)
 
 
-def _sl_logger(D: Data, cfg: Config):
+def sl_logger(D: Data, cfg: Config):
     """Log of one SL model at one time: feature tables, loss, accuracies."""
     q, varrho = cfg.net.q, cfg.net.varrho
 
     def log(W):
         logits = lambda x: nets.sl_logits(x, W, q, varrho)
-        return {**_sl_tables(W, D.V, cfg), "loss": nets.sl_loss(W, D.train.x, D.train.y, q, varrho),
+        return {**sl_tables(W, D.V, cfg), "loss": nets.sl_loss(W, D.train.x, D.train.y, q, varrho),
                 **evaluate(logits, D, cfg.data.mu)}
     return log
+
+
+def record_floats(cfg: Config) -> int:
+    """Floats of a record per log time: the feature tables (4 x k x L) and room for the scalars."""
+    return 4 * cfg.data.k * cfg.data.L + 32
 
 
 def sl_times(cfg: Config):
@@ -139,120 +146,6 @@ def mrp_times(cfg: Config):
 
 def ft_times(cfg: Config):
     return flow.log_times(cfg.train.checkpoints, cfg.train.ft_time)
-
-
-def run_sl(W, D: Data, cfg: Config, teacher_logits=None):
-    """The record of one SL model trained from W (distilled from teacher_logits if given).
-    Its loss is the cross-entropy on the labels, also for a distilled model."""
-    k, m, d = W.shape
-    watch = watcher(D.V, metrics.sl_allowed(k, m, cfg.data.L), cfg, D.train.y)
-    sl_watch = lambda W, logits: watch(W.reshape(k * m, d), logits)
-    _, logs, t, n, ev = train.train_sl(W, D.train, cfg, sl_times(cfg), _sl_logger(D, cfg), teacher_logits,
-                                       watch=sl_watch)
-    return {**summarize(logs, t, n, cfg, lottery=True), **event_record(ev, cfg)}
-
-
-def run_ensemble(key, D: Data, cfg: Config):
-    """ensemble.size SL models from independent inits on the same data, logits averaged.
-
-    A feature's Lambda in the ensemble is the best member's (the ensemble captured it when some
-    member did), with that member's purity. Returns (record, ensemble logits on the train set at
-    the horizon: the distillation targets)."""
-    q, varrho = cfg.net.q, cfg.net.varrho
-    sets = (D.train.x, D.train_fresh.x, D.test_m.x, D.test_s.x)
-
-    def log(W):
-        return {**_sl_tables(W, D.V, cfg), "logits": [nets.sl_logits(x, W, q, varrho) for x in sets]}
-
-    def member(k):
-        return train.train_sl(train.init_sl(k, cfg), D.train, cfg, sl_times(cfg), log)[:4]
-
-    _, logs, t, n = jax.vmap(member)(jax.random.split(key, cfg.ensemble.size))  # leading axes (E, T)
-    best = jnp.argmax(logs["lam"], axis=0)  # (T, k, L): which member holds each feature best
-    pick = lambda a: jnp.take_along_axis(a, best[None], axis=0)[0]
-    tables = {key: pick(logs[key]) for key in FEATURE_COLS}
-    logits = [lg.mean(axis=0) for lg in logs["logits"]]  # (T, n, k) each
-
-    evals = _evaluate_stack(logits, D, cfg)
-    loss = jax.vmap(lambda lg: nets.cross_entropy(lg, D.train.y))(logits[0])
-    rec = summarize({**tables, **evals, "loss": loss}, t.min(axis=0), n.max(axis=0), cfg)  # reached when all members are
-    return rec, logits[0][-1]
-
-
-def _evaluate_stack(logits, D: Data, cfg: Config) -> dict:
-    """`evaluate` from precomputed logits on (train, train_fresh, test_m, test_s), each (T, n, k)."""
-    tr, fresh, tm, ts = logits
-    acc = jax.vmap(metrics.accuracy, in_axes=(0, None))
-    acc_w = jax.vmap(metrics.accuracy, in_axes=(0, None, None))
-    acc_multi, acc_single = acc(tm, D.test_m.y), acc(ts, D.test_s.y)
-    single = D.train.single
-    return {"acc_train": acc(tr, D.train.y), "acc_multi": acc_multi, "acc_single": acc_single,
-            "acc_test": metrics.test_accuracy(acc_multi, acc_single, cfg.data.mu),
-            "mem_single": acc_w(tr, D.train.y, single) - acc_w(fresh, D.train_fresh.y, single)}
-
-
-def run_mrp(key, D: Data, cfg: Config):
-    """MRP pretraining: (record, encoder W at each of `mrp_times` (T, R, d))."""
-    k_init, k_mask, k_loss = jax.random.split(key, 3)
-    R = cfg.k_pre * cfg.net.m
-    allowed = jnp.ones((R, cfg.data.k * cfg.data.L), bool)
-
-    def log(params, teacher_W):
-        return {**metrics.feature_table(params["W"], D.V, allowed, cfg.data.L),
-                "loss": train.mrp_loss_value(params, teacher_W, k_loss, D.pre, cfg), "W": params["W"]}
-
-    _, logs, t, n, ev = train.train_mrp(train.init_mrp(k_init, cfg), k_mask, D.pre, cfg, mrp_times(cfg), log,
-                                        watch=watcher(D.V, allowed, cfg))
-    Ws = logs.pop("W")
-    return {**summarize(logs, t, n, cfg), **event_record(ev, cfg)}, Ws
-
-
-def run_ft(W, D: Data, cfg: Config):
-    """Fine-tuning from encoder W (R, d): the record over `ft_times`."""
-    q, varrho = cfg.net.q, cfg.net.varrho
-    R = W.shape[0]
-    allowed = jnp.ones((R, cfg.data.k * cfg.data.L), bool)
-
-    def log(p):
-        logits = lambda x: nets.ft_logits(p, x, q, varrho)
-        return {**metrics.feature_table(p["W"], D.V, allowed, cfg.data.L),
-                "loss": nets.ft_loss(p, D.train.x, D.train.y, q, varrho), **evaluate(logits, D, cfg.data.mu)}
-
-    watch = watcher(D.V, allowed, cfg, D.train.y)
-    _, logs, t, n, ev = train.train_ft(W, D.train, cfg, ft_times(cfg), log, watch=lambda p, lg: watch(p["W"], lg))
-    return {**summarize(logs, t, n, cfg), **event_record(ev, cfg)}
-
-
-def run_seed(key, cfg: Config) -> dict:
-    """Train and evaluate every method on one seed's data, over the GD clock.
-
-    Returns {method: {scalar or feature table: leading axis T (its log times)}} with methods
-    sl, mrp, mrp_ft (one extra leading axis: one fine-tuning per `train.ft_from` time); with
-    ensemble.size >= 1 also sl_ensemble, and kd with ensemble.distill."""
-    k_data, k_sl, k_mrp, _, _, k_ens, k_kd = jax.random.split(key, 7)
-    D = make_data(k_data, cfg)
-    out = {"sl": run_sl(train.init_sl(k_sl, cfg), D, cfg)}
-    out["mrp"], Ws = run_mrp(k_mrp, D, cfg)
-    times = list(mrp_times(cfg))
-    starts = jnp.stack([Ws[times.index(t)] for t in cfg.train.ft_from])
-    out["mrp_ft"] = jax.vmap(lambda W: run_ft(W, D, cfg))(starts)
-    if cfg.ensemble.size:
-        out["sl_ensemble"], teacher_logits = run_ensemble(k_ens, D, cfg)
-        if cfg.ensemble.distill:
-            out["kd"] = run_sl(train.init_sl(k_kd, cfg), D, cfg, teacher_logits)
-    return out
-
-
-_run_batched = jax.jit(jax.vmap(run_seed, in_axes=(0, None)))
-
-
-def make_run():
-    """The jitted function (keys (S, 2), cfg) -> records batched over S seeds.
-
-    One function for the whole process, so its compilation cache is shared: floats of `cfg`
-    are traced (every float value reuses a compilation); ints and strings key the cache.
-    """
-    return _run_batched
 
 
 def seed_keys(base_seed: int, seeds) -> jax.Array:

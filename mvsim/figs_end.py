@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from mvsim.plotdata import Results, n_seeds
-from mvsim.plotstats import diverged_mask, mean_ci, wilson_ci
+from mvsim.results import Results, n_seeds
+from mvsim.stats import diverged_mask, mean_ci, wilson_ci
 from mvsim.plotstyle import (WIDTH, below, diverged_lines, diverged_note, fmt_time, method_colour, method_marker,
                              method_name, methods_with, ordered_methods, strip_ci)
 

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mvsim.plotdata import Results, py
-from mvsim.plotstats import aggregate, diverged_mask
+from mvsim.results import Results, py
+from mvsim.stats import aggregate, diverged_mask
 from mvsim.plotstyle import (WIDTH, diverged_note, fmt, method_colour, method_marker, method_name,
                              methods_with, no_data)
 

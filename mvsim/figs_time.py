@@ -4,7 +4,7 @@ time.png       (a) share of features captured and (b) single-view test accuracy 
                SL, MRP and MRP+FT, mean with 95% band over seeds, markers at the checkpoints;
                SL's share of classes with exactly one feature (dashed); SL's lottery window
                [t_fit, t_erode] shaded and MRP's capture time t_cap as a vertical line, each the
-               geometric mean over the seeds that reached it (`mvsim.claims.windows`).
+               geometric mean over the seeds that reached it (`mvsim.windows.windows`).
 trajectories.png  Lambda_{i,l} over GD time for a few classes of one seed, one panel per method.
 
 Both show the reference grid point only (see `Results.ref`). Each method runs on its own clock
@@ -24,13 +24,13 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from mvsim.plotdata import Results, n_seeds
+from mvsim.results import Results, n_seeds
 from mvsim.tables import latest_ft
-from mvsim.plotstats import diverged_mask, geo_mean, mean_ci
+from mvsim.windows import windows
+from mvsim.stats import diverged_mask, geo_mean, mean_ci
 from mvsim.plotstyle import (FEATURE_STYLES, TIME_LABEL, WIDTH, fmt_time, below, method_colour, method_marker,
-                             method_name, no_data)
+                             method_name, no_data, time_methods)
 
-TIME_METHODS = ("sl", "mrp", "mrp_ft")
 RUN = ["seed", "method", "ft_from"]
 WINDOW_COLOUR = "#BBBBBB"  # SL's lottery window: neutral, so that SL's own 95% band stays visible
 
@@ -49,7 +49,7 @@ def time_rows(res: Results, gp: int) -> tuple[pd.DataFrame, pd.Series, int]:
     that never diverged, reached checkpoints > 0. Also the diverged runs per method and the count
     of unreached rows left out."""
     s = res.summary
-    s = latest_ft(s[(s["grid_point"] == gp) & s["method"].isin(TIME_METHODS)])
+    s = latest_ft(s[(s["grid_point"] == gp) & s["method"].isin(time_methods())])
     s, bad = good_runs(s)
     reached = s["reached"].astype(bool) if "reached" in s else pd.Series(True, s.index)
     unreached = int((~reached & (s["checkpoint"] > 0)).sum())
@@ -68,11 +68,7 @@ def curve(df: pd.DataFrame, col: str, bounds=(0.0, 1.0)) -> pd.DataFrame:
 
 
 def windows_at(res: Results, gp: int) -> pd.DataFrame | None:
-    """`mvsim.claims.windows` for grid point gp over runs that never diverged (None if unavailable)."""
-    try:
-        from mvsim.claims import windows
-    except ImportError:
-        return None
+    """`mvsim.windows.windows` for grid point gp over runs that never diverged (None if unavailable)."""
     s = res.summary[res.summary["grid_point"] == gp]
     s, _ = good_runs(s)
     if not len(s):
@@ -142,7 +138,7 @@ def fig_time(res: Results):
     """The picture: features captured and single-view accuracy over GD time, SL vs MRP vs MRP+FT."""
     gp = res.ref
     s, bad, unreached = time_rows(res, gp)
-    methods = [m for m in TIME_METHODS if m in set(s["method"])]
+    methods = [m for m in time_methods() if m in set(s["method"])]
     if not methods:
         return None
     cfg = res.point_cfg(gp)
@@ -188,7 +184,7 @@ def fig_time(res: Results):
         s["checkpoint"].max())
     w = windows_at(res, gp)
     if w is None:
-        notes.append("SL's lottery window and MRP's t_cap not drawn: mvsim.claims.windows unavailable.")
+        notes.append("SL's lottery window and MRP's t_cap not drawn: mvsim.windows.windows unavailable.")
     else:
         notes.append("Marked GD times: geometric mean over the seeds that reached them.")
     handles += _mark_windows(axes, window_marks(w), sl_h)

@@ -16,8 +16,8 @@ equal the base config stored in DIR/config.toml, else the first. Diverged rows a
 every mean and interval, and each figure says how many were left out. Confidence intervals are
 95% Student-t intervals over seeds (`mean_ci`).
 
-Modules: plotstats (statistics), plotstyle (look), plotdata (loading), figs_time, figs_end,
-figs_grid (figures); this module is the entry point and re-exports what others import from it.
+Modules: figs_time, figs_end, figs_grid (the figures), plotstyle (their look); they read
+`mvsim.results` (loading) and `mvsim.stats` (statistics). This module only draws: it is the entry point.
 """
 
 from __future__ import annotations
@@ -32,22 +32,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
-from mvsim.figs_end import ACC_COLUMNS, fig_accuracy, fig_features_captured, fig_lottery, lottery_table  # noqa: E402
-from mvsim.figs_grid import fig_grid_1d, fig_grid_2d, grid_tables  # noqa: E402
-from mvsim.figs_time import fig_time, fig_trajectories, time_rows, window_marks, windows_at  # noqa: E402
-from mvsim.plotdata import Results, ResultsError, load_results  # noqa: E402
-from mvsim.plotstats import aggregate, diverged_mask, geo_mean, mean_ci, wilson_ci  # noqa: E402
-from mvsim.plotstyle import (DPI, METHOD_STYLE, STYLE, method_colour, method_marker,  # noqa: E402
-                             method_name, ordered_methods)
-
-__all__ = [  # the figures' entry points, and the statistics and loading they use (for scripts)
-    "mean_ci", "wilson_ci", "aggregate", "diverged_mask", "geo_mean",
-    "Results", "ResultsError", "load_results",
-    "DPI", "STYLE", "METHOD_STYLE", "method_name", "method_colour", "method_marker", "ordered_methods",
-    "ACC_COLUMNS", "lottery_table", "grid_tables", "time_rows", "window_marks", "windows_at",
-    "fig_time", "fig_trajectories", "fig_features_captured", "fig_lottery", "fig_accuracy",
-    "fig_grid_1d", "fig_grid_2d", "figures", "make_all", "main",
-]
+from mvsim.figs_end import fig_accuracy, fig_features_captured, fig_lottery  # noqa: E402
+from mvsim.figs_grid import fig_grid_1d, fig_grid_2d  # noqa: E402
+from mvsim.figs_time import fig_time, fig_trajectories  # noqa: E402
+from mvsim.plotstyle import DPI, STYLE  # noqa: E402
+from mvsim.results import Results, ResultsError, load_results  # noqa: E402
 
 
 def _safe(name: str) -> str:

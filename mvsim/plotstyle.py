@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mvsim.plotstats import diverged_mask, mean_ci
+from mvsim.methods import METHODS
+from mvsim.stats import diverged_mask, mean_ci
 
 DPI = 150
 WIDTH = 7.0  # inches: the width of a two-column paper figure
@@ -24,39 +25,36 @@ STYLE = {
 
 TIME_LABEL = "GD time (sum of step sizes)"
 
-# Okabe-Ito colours (colour-blind safe); one fixed colour, display name and marker per method.
-METHOD_STYLE = {
-    "sl": ("SL", "#D55E00", "o"),
-    "sl_ensemble": ("SL ensemble", "#E69F00", "D"),
-    "kd": ("SL distilled from ensemble", "#CC79A7", "v"),
-    "mrp": ("MRP (pretrained)", "#56B4E9", "s"),
-    "mae": ("MAE (pretrained)", "#009E73", "P"),
-    "mrp_ft": ("MRP+FT", "#0072B2", "^"),
-    "mae_ft": ("MAE+FT", "#117733", "X"),
-}
+# One fixed colour, display name and marker per method, declared with the method (mvsim.methods);
+# a method name the table does not know (an older results directory) gets a colour from this list.
 _EXTRA_COLOURS = ["#CC79A7", "#F0E442", "#999999", "#882255", "#44AA99", "#332288"]
 FEATURE_STYLES = ["-", (0, (1.2, 1.2)), "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (3, 1.5)), (0, (6, 2))]
 NOTE_COLOUR = "#A00000"
 
 
 def method_name(method: str) -> str:
-    return METHOD_STYLE.get(method, (method,))[0]
+    return METHODS[method].label if method in METHODS else method
 
 
 def method_colour(method: str) -> str:
-    if method in METHOD_STYLE:
-        return METHOD_STYLE[method][1]
+    if method in METHODS:
+        return METHODS[method].colour
     return _EXTRA_COLOURS[sum(map(ord, method)) % len(_EXTRA_COLOURS)]
 
 
 def method_marker(method: str) -> str:
-    return METHOD_STYLE.get(method, (None, None, "o"))[2]
+    return METHODS[method].marker if method in METHODS else "o"
+
+
+def time_methods() -> list[str]:
+    """The methods drawn in the time figure (`Method.on_time_figure`), in table order."""
+    return [m.name for m in METHODS.values() if m.on_time_figure]
 
 
 def ordered_methods(methods) -> list[str]:
-    """Known methods in a fixed order (SL first, fine-tuned last), then others alphabetically."""
+    """Methods in the table's order (mvsim.methods.METHODS), then unknown ones alphabetically."""
     methods = set(methods)
-    known = [m for m in METHOD_STYLE if m in methods]
+    known = [m for m in METHODS if m in methods]
     return known + sorted(methods - set(known))
 
 

@@ -6,10 +6,10 @@ scaling.md, seeds.csv, points.csv and trends.csv, and the figures k_claims.png a
 k_window_map.png.
 
 Per (results directory, grid point, seed), `seed_rows` reads on the GD clock:
-  t_fit, t_erode, t_cap     SL's fit, the end of its lottery window, MRP's capture (claims.windows)
+  t_fit, t_erode, t_cap     SL's fit, the end of its lottery window, MRP's capture (windows.windows)
   sl_one_at_fit, sl_features_at_fit, agreement_at_fit, acc_single_at_fit   SL at t_fit
   sl_one_at_cap             SL's share of classes with exactly one feature at MRP's t_cap (the
-                            same GD time, up to the losses' scales: claims.SCALE_NOTE)
+                            same GD time, up to the losses' scales: predictions.SCALE_NOTE)
   ordered                   t_cap <= t_erode: MRP has all features while SL still has one per class
                             (NaN when the runs cannot tell: `ordered`); descriptive, as is sl_one_at_cap
   sl_features, mrp_features, ft_features, sl_single, ft_single   each method at its horizon
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mvsim import claims
-from mvsim.plotdata import ResultsError, load_results
-from mvsim.plotstats import fit_line, geometric_mean_ci, holm, mean_ci, wilson_ci
+from mvsim import claims, predictions, windows
+from mvsim.results import ResultsError, load_results
+from mvsim.stats import fit_line, geometric_mean_ci, holm, mean_ci, wilson_ci
 
 TIMES = ("t_fit", "t_erode", "t_cap")
 SHARES = ("sl_one_at_fit", "sl_features_at_fit", "agreement_at_fit", "acc_single_at_fit", "sl_one_at_cap",
@@ -67,7 +67,7 @@ def ordered(t_cap: float, t_erode: float, sl_end: float, t_fit: float) -> float:
     """1.0 if t_cap <= t_erode (MRP has 95% of the features while SL still has one per class), 0.0
     if not, NaN if the runs cannot tell: also 1.0 when SL's window was still open at sl_end, its
     last checkpoint, after t_cap; NaN when it was open there and t_cap lies past it. Descriptive: it
-    sets GD times of two losses side by side (claims.SCALE_NOTE)."""
+    sets GD times of two losses side by side (predictions.SCALE_NOTE)."""
     open_at_end = math.isfinite(t_fit) and not math.isfinite(t_erode)  # inf, or NaN: stopped at max_steps
     if open_at_end and t_cap <= sl_end:
         return 1.0
@@ -80,7 +80,7 @@ def seed_rows(out) -> pd.DataFrame:
     """One row per (grid point, seed) of a results directory: see the module docstring."""
     res = load_results(out)
     s, last = res.summary, res.last
-    win = claims.windows(s, res.events, L=res.cfg.data.L)
+    win = windows.windows(s, res.events, L=res.cfg.data.L)
     rows = []
     for (gp, seed), w in win.groupby(["grid_point", "seed"], sort=True):
         g = s[(s["grid_point"] == gp) & (s["seed"] == seed)]
@@ -218,7 +218,7 @@ def report(study: pd.DataFrame, study_pts: pd.DataFrame, tr: pd.DataFrame, map_p
              "seeds where they are finite; inf: not within the horizon, counted and left out of the mean). "
              "sl_one_at_fit is read at t_fit from the events; the other values at fit at the first checkpoint "
              "after it. Shares: mean [95% Student-t CI]; ordered and sl_one_at_cap (described, not verdicts): "
-             f"share of seeds with t_cap <= t_erode [Wilson], SL at MRP's t_cap. {claims.SCALE_NOTE}", "",
+             f"share of seeds with t_cap <= t_erode [Wilson], SL at MRP's t_cap. {predictions.SCALE_NOTE}", "",
              "## Study (configs carried to each k by mvsim/regime.py)",
              ""] + points_markdown(study_pts) + ["", "## Trends against k (per-seed fits on log2 k; p-values "
                                                  "Holm-adjusted over all the trends below)", ""]

@@ -8,9 +8,13 @@ resumes. Before anything is compiled, the sweep checks that one seed fits in the
 memory and that the results fit on --out's disk.
 
 The steps are small functions shared with the notebook API (`mvsim.api.simulate`):
-`resolve_plan` (config, grid, seeds) -> `check_disk` / `check_memory` -> `plan_work` (chunks of
-this process) -> `run_work` (chunks -> summary, features and events DataFrames) -> `store.write_chunk`
--> `finish` (figures, claims report).
+`resolve_plan` (config, grid, seeds) -> `check_disk` / `check_memory` -> `run_plan`, the one run
+loop (`plan_work`: chunks of this process not yet done; `run_work`: chunks -> summary, features and
+events DataFrames; each written to a sink: `DirectorySink` on disk, `MemorySink` for the API) ->
+`finish` (figures, claims report).
+
+The module holds the CLI (its options and help), the plan, the one run loop with its two sinks and
+the end-of-run steps; what a run needs in memory and on disk is `mvsim.resources`.
 
 Testing hook: with the environment variable MVSIM_STOP_AFTER_CHUNKS=N the process kills itself
 with SIGKILL right after writing its N-th chunk (a deterministic `kill -9` for the resume tests).
@@ -22,7 +26,6 @@ import argparse
 import itertools
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -34,6 +37,7 @@ import numpy as np
 
 from mvsim import config as C
 from mvsim import regime
+from mvsim.resources import check_disk, check_resources, default_chunk
 
 DEFAULT_SEEDS = 16
 STOP_AFTER_CHUNKS = "MVSIM_STOP_AFTER_CHUNKS"
@@ -225,148 +229,7 @@ def prepare_out(out: Path, text: str) -> Path:
     return out
 
 
-# ---------------------------------------------------------------- memory and disk, before compiling
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
-
-
-WIDE_COPIES = 4.5  # (n, P, R) arrays alive at once at the peak: calibrated at k = 80, where they dominate
-MEMORY_KEYS = ("data.n_train", "data.n_pretrain", "data.n_test", "data.P", "data.d", "net.m", "data.k")
-
-
-def bytes_per_seed(cfg: C.Config) -> int:
-    """Rough peak memory of one seed (float32), from the shapes of the pipeline:
-
-    * the data sets: train, train with fresh noise, pretraining and two test sets, each (n, P, d),
-      three times over (XLA keeps copies of the inputs the methods transform);
-    * the widest (n, P, R) pre-activations, R = kernels of the widest model running at once (the MRP
-      encoder, one fine-tuning per train.ft_from, the ensemble's members), WIDE_COPIES times over
-      (activations, their derivatives and gradients live at once);
-    * MRP's encoder W logged at every MRP log time (to start fine-tuning from): T_mrp * R * d;
-    * the records: per method and log time, the feature tables (4 x k x L) and the scalars, and the
-      ensemble's logits on the train and test sets.
-
-    Calibrated on XLA's own count (compile().memory_analysis(), temp bytes, chunk 1): 166 MiB for
-    the default config (194 here), 328 MiB with every n doubled (385 here), 168 MiB with net.m
-    doubled (223 here), 249 MiB at k = 20 (experiments/k20.toml: 323 here) and 2,576 MiB at
-    k = 80 (experiments/k80.toml: 2,544 here; the pre-activations, 300 MiB a copy, fix WIDE_COPIES).
-    The data sets dominate up to k = 20. Chunk 2 doubles each count exactly."""
-    from mvsim.experiment import ft_times, mrp_times, sl_times
-
-    d, net, tr, ens = cfg.data, cfg.net, cfg.train, cfg.ensemble
-    L, k = d.L, d.k
-    R_pre = cfg.k_pre * net.m
-    n_ft = len(tr.ft_from)
-    samples = 2 * d.n_train + d.n_pretrain + 2 * d.n_test
-    widest = max(d.n_pretrain * R_pre, d.n_train * R_pre * n_ft, d.n_test * R_pre,
-                 max(d.n_train, d.n_test) * k * net.m * max(1, ens.size))
-    T_sl, T_mrp, T_ft = len(sl_times(cfg)), len(mrp_times(cfg)), len(ft_times(cfg))
-    methods_T = T_sl + T_mrp + n_ft * T_ft + (T_sl * (2 + ens.size) if ens.size else 0)
-    records = methods_T * (4 * k * L + 32)
-    logits = ens.size * T_sl * (2 * d.n_train + 2 * d.n_test) * k if ens.size else 0
-    floats = 3 * samples * d.P * d.d + WIDE_COPIES * d.P * widest + T_mrp * R_pre * d.d + records + logits
-    return 4 * floats
-
-
-def usable_memory(devices) -> tuple[float, str]:
-    """Bytes a chunk may use on `devices` (60% of accelerator memory, half the host's RAM on CPU)."""
-    stats = devices[0].memory_stats() if hasattr(devices[0], "memory_stats") else None
-    if stats and "bytes_limit" in stats:
-        per_device = 0.6 * stats["bytes_limit"]
-    else:
-        per_device = 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / len(devices)
-    return per_device * len(devices), f"{len(devices)} {devices[0].platform} device(s)"
-
-
-def check_memory(plan: Plan, per_device: float, where: str) -> None:
-    """Refuse (ConfigError, one line) when one seed of some grid point needs more than one device's memory."""
-    for gp, cfg in enumerate(plan.points):
-        need = bytes_per_seed(cfg)
-        if need > per_device:
-            keys = ", ".join(f"{key} = {C.get(cfg, key)}" for key in MEMORY_KEYS)
-            at = f" at grid point {gp} ({plan.point_dicts[gp]})" if plan.grid else ""
-            raise C.ConfigError(
-                f"one seed needs ~{_fmt_bytes(need)} of memory{at} but a device has ~{_fmt_bytes(per_device)} "
-                f"usable ({where}); lower {keys}")
-
-
-def rows_per_seed(cfg: C.Config) -> tuple[int, int]:
-    """(summary rows, features rows) one seed writes: one summary row per method and log time,
-    k * L features rows per summary row."""
-    from mvsim.experiment import ft_times, mrp_times, sl_times
-
-    T_sl = len(sl_times(cfg))
-    rows = T_sl + len(mrp_times(cfg)) + len(cfg.train.ft_from) * len(ft_times(cfg))
-    if cfg.ensemble.size:
-        rows += T_sl * (2 if cfg.ensemble.distill else 1)
-    return rows, rows * cfg.data.k * cfg.data.L
-
-
-# Parquet on disk, measured on tests/tiny.toml. The events table (2 k L + 1 rows per method run) is
-# under a tenth of the features table and rides in its margin.
-SUMMARY_ROW_BYTES, FEATURES_ROW_BYTES = 300, 60
-
-
-def results_bytes(plan: Plan, done: dict[int, set] | None = None) -> int:
-    """Disk space the results still to be written take (grid points x seeds x rows x bytes per row)."""
-    total = 0
-    for gp, cfg in enumerate(plan.points):
-        s_rows, f_rows = rows_per_seed(cfg)
-        todo = plan.seeds - len((done or {}).get(gp, set()) & set(range(plan.seeds)))
-        total += todo * (s_rows * SUMMARY_ROW_BYTES + f_rows * FEATURES_ROW_BYTES)
-    return total
-
-
-def free_disk(path: Path) -> int:
-    """Free bytes on the filesystem that holds `path` (or would: its nearest existing parent)."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free
-
-
-def check_disk(plan: Plan, out: Path, done: dict[int, set] | None = None) -> None:
-    """Refuse (ConfigError, one line) when the results cannot fit on --out's filesystem."""
-    need = results_bytes(plan, done)
-    try:
-        free = free_disk(out)
-    except OSError:
-        return  # unknown free space: let the writes tell
-    if need > free:
-        cfg = plan.points[0]
-        s_rows, f_rows = rows_per_seed(cfg)
-        raise C.ConfigError(
-            f"--out {str(out)!r}: the results need ~{_fmt_bytes(need)} but its filesystem has "
-            f"{_fmt_bytes(free)} free ({len(plan.points)} grid point(s) x {plan.seeds} seeds x "
-            f"{f_rows} features rows per seed); lower --seeds, the grid, the log times (train.checkpoints) "
-            f"or data.k = {cfg.data.k}, data.L = {cfg.data.L}, or use another --out")
-
-
 # ---------------------------------------------------------------- chunks
-
-
-# Fastest chunk on a 2-core CPU for the fixed-step pipeline (5.81, 4.77, 5.28, 5.86 s per seed at
-# chunks 1, 2, 4, 8). On the GD clock a chunk runs as many steps as its slowest seed (SL: 1.23x the
-# mean at chunk 2), and measurements under load did not separate chunks 1 and 2
-# (benchmarks/results.json). GPUs take what fits in memory.
-CPU_CHUNK = 2
-
-
-def default_chunk(cfg: C.Config, seeds: int, devices) -> tuple[int, str]:
-    """Seeds per chunk from memory and device kind, with the reason stated for the log."""
-    per_seed = bytes_per_seed(cfg)
-    avail, where = usable_memory(devices)
-    fits = max(1, int(avail // per_seed))
-    want = CPU_CHUNK * len(devices) if devices[0].platform == "cpu" else fits
-    chunk = max(1, min(fits, want, seeds))
-    return chunk, (f"chunk {chunk} seeds (~{_fmt_bytes(per_seed)} per seed, "
-                   f"{_fmt_bytes(avail)} usable on {where})")
 
 
 def plan_chunks(todo: list[int], chunk: int) -> list[list[int]]:
@@ -418,7 +281,7 @@ def run_work(plan: Plan, work: list[Work], devices) -> Iterator[tuple[Work, "obj
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from mvsim import tables
-    from mvsim.experiment import make_run
+    from mvsim.methods import make_run
 
     sharding = NamedSharding(Mesh(np.asarray(devices), ("seed",)), PartitionSpec("seed"))
     run = make_run()
@@ -449,17 +312,6 @@ def start_jax(coordinator=None, num_processes: int = 1, process_id: int = 0, log
             log(f"mvsim.sweep: process {jax.process_index()} of {jax.process_count()} "
                 f"({len(jax.devices())} devices in all, {len(jax.local_devices())} here)")
     return jax.local_devices()
-
-
-def check_resources(plan: Plan, devices, chunk: int | None = None, log=None) -> None:
-    """Refuse a run whose seed cannot fit in a device's memory; warn when --chunk asks for more than fits."""
-    avail, where = usable_memory(devices)
-    check_memory(plan, avail / len(devices), where)
-    if chunk and log:
-        need = max(bytes_per_seed(cfg) for cfg in plan.points) * math.ceil(chunk / len(devices))
-        if need > avail / len(devices):
-            log(f"mvsim.sweep: warning: --chunk {chunk} needs ~{_fmt_bytes(need)} per device, more than "
-                f"the ~{_fmt_bytes(avail / len(devices))} usable; a smaller --chunk may be needed")
 
 
 def progress_bar(total: int, enabled: bool):
@@ -511,6 +363,72 @@ def finish(out: Path, plots: bool = True, pdf: bool = False, claims: bool = True
         log(f"mvsim.sweep: claims in {out / 'claims.md'}")
 
 
+class DirectorySink:
+    """Where a run's chunks go on disk: each finished chunk written atomically into results
+    directory `out` (mvsim.store), so that a rerun resumes."""
+
+    def __init__(self, out: Path, process_id: int = 0):
+        from mvsim import store
+
+        self.out, self.process_id, self.store = Path(out), process_id, store
+
+    def done(self) -> dict[int, set]:
+        return self.store.done_seeds(self.out)
+
+    def write(self, w: Work, summary, features, events) -> None:
+        self.store.write_chunk(self.out, self.store.chunk_name(w.gp, w.seeds, self.process_id), summary, features,
+                               events)
+
+
+class MemorySink:
+    """Where a run's chunks go in memory (`mvsim.simulate` without `out`): the tables, concatenated
+    in the order mvsim.store.load gives."""
+
+    def __init__(self):
+        self.parts = ([], [], [])
+
+    def done(self) -> dict[int, set]:
+        return {}
+
+    def write(self, w: Work, summary, features, events) -> None:
+        for part, frame in zip(self.parts, (summary, features, events)):
+            part.append(frame)
+
+    def tables(self):
+        import pandas as pd
+
+        summary, features, events = (pd.concat(p, ignore_index=True) if p else pd.DataFrame() for p in self.parts)
+        if len(summary):
+            summary = summary.sort_values(["grid_point", "seed", "method"], ignore_index=True)
+        return summary, features, events
+
+
+def run_plan(plan: Plan, sink, devices, *, chunk=None, process_id=0, num_processes=1, log=None,
+             progress=False, where: str = "memory") -> None:
+    """The run loop of the CLI and the API: this process's chunks not yet in `sink`, run in order,
+    each written to `sink` as it finishes, with a progress bar and a warning for diverged runs."""
+    log = log or (lambda msg: None)
+    done = sink.done()
+    work, why = plan_work(plan, devices, chunk, done, process_id, num_processes)
+    if plan.note:
+        log(f"mvsim.sweep: {plan.note}")
+    log(f"mvsim.sweep: {len(plan.points)} grid point(s) x {plan.seeds} seeds -> {where}; {why}")
+    n_done = sum(len(v) for v in done.values())
+    if n_done:
+        log(f"mvsim.sweep: resuming: {n_done} (grid point, seed) pairs already done")
+    stop_after = int(os.environ.get(STOP_AFTER_CHUNKS, "0") or 0)
+    bar = progress_bar(sum(len(w.seeds) for w in work), progress)
+    n_diverged = 0
+    for i, (w, summary, features, events) in enumerate(run_work(plan, work, devices), start=1):
+        sink.write(w, summary, features, events)
+        n_diverged += diverged_runs(summary)
+        bar.update(len(w.seeds))
+        if stop_after and i >= stop_after:
+            os.kill(os.getpid(), signal.SIGKILL)  # testing hook: a kill -9 right after a chunk
+    bar.close()
+    warn_diverged(n_diverged)
+
+
 def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1, coordinator=None,
             log=None, progress=False, plots=True, pdf=False, claims=True, show_claims=True,
             allow_code_change=False) -> None:
@@ -530,26 +448,8 @@ def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1,
     check_resources(plan, devices, chunk, log)
     prepare_out(out, plan.toml)
     runs = provenance.start(out, devices) if process_id == 0 else None
-    done = store.done_seeds(out)
-    work, why = plan_work(plan, devices, chunk, done, process_id, num_processes)
-    if plan.note:
-        log(f"mvsim.sweep: {plan.note}")
-    log(f"mvsim.sweep: {len(plan.points)} grid point(s) x {plan.seeds} seeds -> {out}; {why}")
-    n_done = sum(len(v) for v in done.values())
-    if n_done:
-        log(f"mvsim.sweep: resuming: {n_done} (grid point, seed) pairs already done")
-
-    stop_after = int(os.environ.get(STOP_AFTER_CHUNKS, "0") or 0)
-    bar = progress_bar(sum(len(w.seeds) for w in work), progress)
-    n_diverged = 0
-    for i, (w, summary, features, events) in enumerate(run_work(plan, work, devices), start=1):
-        store.write_chunk(out, store.chunk_name(w.gp, w.seeds, process_id), summary, features, events)
-        n_diverged += diverged_runs(summary)
-        bar.update(len(w.seeds))
-        if stop_after and i >= stop_after:
-            os.kill(os.getpid(), signal.SIGKILL)  # testing hook: a kill -9 right after a chunk
-    bar.close()
-    warn_diverged(n_diverged)
+    run_plan(plan, DirectorySink(out, process_id), devices, chunk=chunk, process_id=process_id,
+             num_processes=num_processes, log=log, progress=progress, where=str(out))
     if process_id == 0:
         provenance.finish(out, runs)
         finish(out, plots=plots, pdf=pdf, claims=claims, show=show_claims, log=log)

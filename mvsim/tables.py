@@ -24,15 +24,15 @@ import numpy as np
 import pandas as pd
 
 from mvsim.config import Config
-from mvsim.experiment import EVENT_COLS, FEATURE_COLS, SCALARS, ft_times, mrp_times, sl_times
+from mvsim.experiment import EVENT_COLS, FEATURE_COLS, SCALARS
+from mvsim.methods import METHODS
 
 REACHED_RTOL = 1e-5  # float32 clocks land on a checkpoint to within rounding
 
 
 def times_of(method: str, cfg: Config) -> np.ndarray:
-    """The GD times at which `method` is logged (static, from the config)."""
-    return {"sl": sl_times, "sl_ensemble": sl_times, "kd": sl_times, "mrp": mrp_times,
-            "mrp_ft": ft_times}[method](cfg)
+    """The GD times at which `method` is logged (static, from the config: `Method.times`)."""
+    return METHODS[method].times(cfg)
 
 
 def _method_frames(method, rec, seeds, cfg, point, grid_point, ft_from=np.nan):
@@ -88,13 +88,14 @@ def _event_frame(rec, seeds, base, horizon) -> pd.DataFrame:
 
 
 def to_tables(records, seeds, cfg: Config, point: dict, grid_point: int):
-    """Records of a chunk ({method: arrays with leading axes (S, T)}; mrp_ft (S, n_from, T)) ->
-    (summary, features, events) DataFrames."""
+    """Records of a chunk ({method: arrays with leading axes (S, T)}; a method with start times,
+    like mrp_ft, (S, n_starts, T)) -> (summary, features, events) DataFrames."""
     seeds = np.asarray(seeds, np.int64)
     frames = []
     for method, rec in records.items():
-        if method == "mrp_ft":
-            for j, t0 in enumerate(cfg.train.ft_from):
+        starts = METHODS[method].starts
+        if starts:
+            for j, t0 in enumerate(starts(cfg)):
                 one = {key: value[:, j] for key, value in rec.items()}
                 frames.append(_method_frames(method, one, seeds, cfg, point, grid_point, ft_from=t0))
         else:

@@ -1,4 +1,4 @@
-"""The notebook API (mvsim.simulate, mvsim.load, mvsim.claims) against the CLI, and the quickstart
+"""The notebook API (mvsim.simulate, mvsim.load_results, mvsim.verdicts) against the CLI, and the quickstart
 example. Uses tests/tiny.toml with 2 seeds."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 import mvsim
 from mvsim import config as C
-from mvsim import store, sweep
+from mvsim import results, store, sweep
 
 TINY = str(Path(__file__).with_name("tiny.toml"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +38,13 @@ def in_memory():
 
 
 def test_simulate_gives_the_cli_numbers_exactly(cli_run, in_memory):
-    pd.testing.assert_frame_equal(in_memory.summary, store.load(cli_run), check_exact=True)
+    """In memory and on disk, one class (mvsim.results.Results) and the same tables, to the bit."""
+    loaded = mvsim.load_results(cli_run)
+    assert type(in_memory) is type(loaded) is results.Results
+    pd.testing.assert_frame_equal(in_memory.summary, loaded.summary, check_exact=True)
     pd.testing.assert_frame_equal(in_memory.features, store.load_features(cli_run), check_exact=True)
-    assert in_memory.out is None and in_memory.cfg == C.load_toml(TINY)[0]
+    pd.testing.assert_frame_equal(in_memory.events, store.load_events(cli_run), check_exact=True)
+    assert in_memory.out is None and in_memory.cfg == C.load_toml(TINY)[0] == loaded.cfg
 
 
 def test_simulate_with_out_writes_what_the_cli_writes(cli_run, tmp_path):
@@ -49,7 +53,7 @@ def test_simulate_with_out_writes_what_the_cli_writes(cli_run, tmp_path):
     assert files(out) == files(cli_run)
     assert (out / "config.toml").read_text() == (cli_run / "config.toml").read_text()
     assert (out / "claims.md").read_text() == (cli_run / "claims.md").read_text()
-    pd.testing.assert_frame_equal(res.summary, store.load(cli_run), check_exact=True)
+    pd.testing.assert_frame_equal(res.summary, mvsim.load_results(cli_run).summary, check_exact=True)
     pd.testing.assert_frame_equal(mvsim.load(out), store.load(cli_run), check_exact=True)
     pd.testing.assert_frame_equal(mvsim.load_features(out), store.load_features(cli_run), check_exact=True)
     assert res.out == out
@@ -78,12 +82,14 @@ def test_events_agree_with_the_checkpoints(in_memory):
 
 
 def test_results_last_and_claims(in_memory):
-    last = in_memory.last()
+    last = in_memory.last
     assert len(last) == 2 * 3 and not last.duplicated(["seed", "method"]).any()
-    table = in_memory.claims
+    table = mvsim.verdicts(in_memory)
     assert len(table) and {"claim", "verdict", "grid_point"} <= set(table.columns)
     assert set(table.verdict) <= {"holds", "fails", "inconclusive", "describes"}
-    pd.testing.assert_frame_equal(mvsim.claims(in_memory.summary, in_memory.events, in_memory.cfg), table)
+    from mvsim.claims import claims
+
+    pd.testing.assert_frame_equal(claims(in_memory.summary, in_memory.events, in_memory.cfg), table)
 
 
 def test_overrides_and_grid(in_memory):
@@ -122,10 +128,10 @@ def test_bad_arguments_raise_config_error_before_running(kwargs, says, monkeypat
         mvsim.simulate(TINY, **{"seeds": 2, **kwargs})
 
 
-def test_import_mvsim_is_light_and_claims_stays_callable():
-    code = ("import sys, mvsim; assert 'jax' not in sys.modules and 'pandas' not in sys.modules, 'heavy'; "
-            "import mvsim.claims; from mvsim import claims; "
-            "assert callable(mvsim.claims) and claims is mvsim.claims and callable(mvsim.claims.report)")
+def test_import_mvsim_is_light_and_its_submodules_are_plain_modules():
+    code = ("import sys, types, mvsim; assert 'jax' not in sys.modules and 'pandas' not in sys.modules, 'heavy'; "
+            "import mvsim.claims; assert isinstance(mvsim.claims, types.ModuleType); "
+            "assert mvsim.verdicts is mvsim.claims.verdicts and mvsim.load_results is mvsim.results.load_results")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
 
@@ -135,14 +141,3 @@ def test_quickstart_example_runs():
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "final row" in p.stdout and "mrp_ft" in p.stdout and "verdict" in p.stdout, p.stdout
-
-
-def test_monkeypatching_through_mvsim_claims_patches_and_restores_the_module():
-    import mvsim.claims  # binds nothing over the callable mvsim.claims
-
-    module = sys.modules["mvsim.claims"]
-    real = module.report
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(mvsim.claims, "report", lambda out: "patched")
-        assert module.report(None) == "patched"
-    assert module.report is real and callable(mvsim.claims)

@@ -13,6 +13,9 @@ import pandas as pd
 import pytest
 
 from mvsim import claims as K
+from mvsim import predictions as PR
+from mvsim import stats
+from mvsim import windows as WIN
 from mvsim import config as C
 from mvsim import store
 
@@ -82,7 +85,7 @@ def theory_run(n_seeds=4, gp=0):
 
 
 def window(summary=None, events=None, L=2):
-    return K.windows(seed_rows(0) if summary is None else summary,
+    return WIN.windows(seed_rows(0) if summary is None else summary,
                      seed_events(0) if events is None else events, L=L).iloc[0]
 
 
@@ -113,12 +116,12 @@ def test_windows_erode_at_t_fit_itself():
 
 def test_erosion_time_counts_each_capture():
     cap = np.array([[1.0, 50.0], [1.0, 60.0], [1.0, np.inf], [2.0, 70.0]])
-    assert K.erosion_time(cap, 3.0) == 70.0  # one feature in 4, 3, 2 (not below half), then 1 of 4 classes
+    assert WIN.erosion_time(cap, 3.0) == 70.0  # one feature in 4, 3, 2 (not below half), then 1 of 4 classes
     cap[3, 1] = 55.0
-    assert K.erosion_time(cap, 3.0) == 60.0
-    assert math.isnan(K.erosion_time(cap, math.inf))
-    assert K.capture_time(np.array([[1.0, 2.0], [3.0, math.inf]]), share=0.75) == 3.0
-    assert K.capture_time(np.array([[1.0, 2.0], [3.0, math.inf]]), share=1.0) == math.inf
+    assert WIN.erosion_time(cap, 3.0) == 60.0
+    assert math.isnan(WIN.erosion_time(cap, math.inf))
+    assert WIN.capture_time(np.array([[1.0, 2.0], [3.0, math.inf]]), share=0.75) == 3.0
+    assert WIN.capture_time(np.array([[1.0, 2.0], [3.0, math.inf]]), share=1.0) == math.inf
 
 
 def test_windows_unknown_when_a_run_stopped_before_its_horizon():
@@ -155,7 +158,7 @@ def test_windows_nan_without_the_method():
 
 
 def test_geometric_mean_ci_counts_inf():
-    m, lo, hi, n_inf, n = K.geometric_mean_ci([10.0, 1000.0, math.inf, math.nan])
+    m, lo, hi, n_inf, n = stats.geometric_mean_ci([10.0, 1000.0, math.inf, math.nan])
     assert m == pytest.approx(100.0) and lo < 100.0 < hi and (n_inf, n) == (1, 3)
 
 
@@ -182,8 +185,8 @@ def test_verdict(lo, hi, thr, sense, seeds, rival, expected):
 
 def test_claims_hold_on_a_theory_like_run():
     t = K.claims(*theory_run(4)).set_index("claim")
-    verdicts = {c: r.sense for c, r in K.THRESHOLDS.items()}
-    assert list(t.index) == list(K.THRESHOLDS)
+    verdicts = {c: r.sense for c, r in PR.THRESHOLDS.items()}
+    assert list(t.index) == list(PR.THRESHOLDS)
     judged = t[[verdicts[c] != "describe" for c in t.index]]
     judged = judged.drop(["sl_race", "mrp_race"])  # constant Lambda(0): no race to fit (test_race_* below)
     assert (judged["verdict"] == "holds").all(), judged[judged["verdict"] != "holds"]
@@ -232,7 +235,7 @@ def test_claims_per_grid_point_use_the_grid_L():
 
 
 def test_single_view_gap_paired_by_seed():
-    g = K.single_view_gap(theory_run(3)[0]).set_index("gd_time")
+    g = WIN.single_view_gap(theory_run(3)[0]).set_index("gd_time")
     assert list(g.index) == TIMES
     assert g.loc[10.0, "mean"] == pytest.approx(0.98 - 0.55)
     assert g.loc[10.0, "n"] == 3
@@ -259,14 +262,14 @@ def race_events(exponent, n_seeds=4, classes=10, noise=0.05, seed=0, seed_effect
 
 
 def test_hitting_times_mark_winners():
-    h = K.hitting_times(race_events(-1.0, n_seeds=1, classes=3, noise=0.0), "sl")
+    h = WIN.hitting_times(race_events(-1.0, n_seeds=1, classes=3, noise=0.0), "sl")
     assert (h.loc[h["feature"] == 1, "t_hit"] == math.inf).all()
     assert h["winner"].tolist() == [True, False] * 3
 
 
 @pytest.mark.parametrize("exponent", [-1.0, -4.0])
 def test_race_law_recovers_a_known_exponent(exponent):
-    law = K.race_law(race_events(exponent), "sl", q=3, winners=True)
+    law = WIN.race_law(race_events(exponent), "sl", q=3, winners=True)
     lo, hi = law["ci"]
     assert lo <= exponent <= hi and hi - lo < 0.5
     assert (law["n"], law["censored"], law["seeds"], law["expected"]) == (40, 40, 4, -1.0)
@@ -275,10 +278,10 @@ def test_race_law_recovers_a_known_exponent(exponent):
 def test_race_interval_counts_seeds_not_features():
     """Features of one seed share its data and init: with a shift of log t shared by a seed's features
     (and Lambda(0)'s scale varying between seeds), pooling 1,000 features as independent gives an
-    interval several times too narrow; the bootstrap over the 8 seeds (`plotstats.bootstrap_slope`)
+    interval several times too narrow; the bootstrap over the 8 seeds (`stats.bootstrap_slope`)
     is wider by about sqrt(features per seed)."""
-    from mvsim.plotstats import fit_line
-    from mvsim.plotstats import bootstrap_slope
+    from mvsim.stats import fit_line
+    from mvsim.stats import bootstrap_slope
 
     rng = np.random.default_rng(1)
     G, n = 8, 125
@@ -324,7 +327,7 @@ def test_report_writes_valid_json_and_markdown(tmp_path):
     text = K.report(out)
     data = json.loads((out / "claims.json").read_text(), parse_constant=no_constants)
     records = data["claims"]
-    assert [r["claim"] for r in records] == list(K.THRESHOLDS)
+    assert [r["claim"] for r in records] == list(PR.THRESHOLDS)
     assert {r["verdict"] for r in records} <= {"holds", "fails", "inconclusive", "describes"}
     assert {"d / N", "P / k^2", "memorisation load"} <= {r["name"] for r in data["assumptions"]}
     assert "Failing here: " in text and "departs from the theorems' assumptions in: " in text and "P / k^2" in text
@@ -368,7 +371,7 @@ def test_cli_on_a_tiny_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "## Grid point 0" in proc.stdout and "sl_race" in proc.stdout
     records = json.loads((out / "claims.json").read_text(), parse_constant=no_constants)["claims"]
-    assert {r["claim"] for r in records} == set(K.THRESHOLDS)
+    assert {r["claim"] for r in records} == set(PR.THRESHOLDS)
 
 
 def test_claims_leave_out_diverged_rows():
@@ -396,7 +399,7 @@ def test_verdicts_do_not_depend_on_mrp_loss_scale(tmp_path):
         runs[rate] = mvsim.simulate("tests/tiny.toml", seeds=3, chunk=3, plots=False,
                                     set={**base, "train.mrp_rate": rate, "train.mrp_time": 1e5 / rate,
                                          "train.ft_from": [1e5 / rate]})
-    fast, slow = (runs[r].claims.set_index("claim") for r in (1e3, 1e-3))
+    fast, slow = (K.verdicts(runs[r]).set_index("claim") for r in (1e3, 1e-3))
     assert (fast["verdict"] == slow["verdict"]).all(), pd.concat([fast["verdict"], slow["verdict"]], axis=1)
     assert {"holds", "fails"} & set(fast["verdict"])  # the verdicts compared are real ones
     ev = {r: runs[r].events for r in runs}

@@ -192,7 +192,7 @@ def _lams(method: str, cfg, times, seeds: int):
         D = experiment.make_data(key, cfg)
         k_init = jax.random.fold_in(key, 1)
         if method == "sl":
-            log = lambda W: experiment._sl_tables(W, D.V, cfg)["lam"]
+            log = lambda W: experiment.sl_tables(W, D.V, cfg)["lam"]
             _, lam, _, n, _ = train.train_sl(train.init_sl(k_init, cfg), D.train, cfg, times, log)
         elif method == "mrp":
             allowed = jnp.ones((cfg.k_pre * cfg.net.m, cfg.data.k * cfg.data.L), bool)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from mvsim import config as C
-from mvsim import plots, store, sweep, tables
+from mvsim import figs_end, figs_grid, plots, plotstyle, results, stats, store, sweep, tables
 from mvsim.figs_time import curve, good_runs, time_rows, window_marks, windows_at
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,19 +161,19 @@ def real(tmp_path_factory):
 
 
 def test_mean_ci_matches_t_interval():
-    m, lo, hi = plots.mean_ci([1.0, 2.0, 3.0, 4.0])
+    m, lo, hi = stats.mean_ci([1.0, 2.0, 3.0, 4.0])
     half = 3.182446305284263 * np.std([1, 2, 3, 4], ddof=1) / 2  # t_{0.975, 3}
     assert m == pytest.approx(2.5) and lo == pytest.approx(2.5 - half) and hi == pytest.approx(2.5 + half)
-    assert plots.mean_ci([1.0, np.nan, 3.0, np.inf])[0] == pytest.approx(2.0)
-    assert all(math.isnan(v) for v in plots.mean_ci([]))
-    m, lo, hi = plots.mean_ci([0.7])
+    assert stats.mean_ci([1.0, np.nan, 3.0, np.inf])[0] == pytest.approx(2.0)
+    assert all(math.isnan(v) for v in stats.mean_ci([]))
+    m, lo, hi = stats.mean_ci([0.7])
     assert m == 0.7 and math.isnan(lo) and math.isnan(hi)
-    assert plots.mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
-    m, lo, hi = plots.mean_ci([1.0, 1.0, 0.9], bounds=(0.0, 1.0))  # shares stay within [0, 1]
-    assert lo < m < hi == 1.0 and plots.mean_ci([1.0, 1.0, 0.9])[2] > 1.0
+    assert stats.mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
+    m, lo, hi = stats.mean_ci([1.0, 1.0, 0.9], bounds=(0.0, 1.0))  # shares stay within [0, 1]
+    assert lo < m < hi == 1.0 and stats.mean_ci([1.0, 1.0, 0.9])[2] > 1.0
     for df, q in [(1, 12.706204736174698), (2, 4.302652729749464), (9, 2.2621571628540993),
                   (30, 2.0422724563012373)]:
-        assert plots.mean_ci(np.arange(df + 1.0))[2] - df / 2 == pytest.approx(
+        assert stats.mean_ci(np.arange(df + 1.0))[2] - df / 2 == pytest.approx(
             q * np.std(np.arange(df + 1.0), ddof=1) / math.sqrt(df + 1), rel=1e-9)
 
 
@@ -183,26 +183,26 @@ def test_aggregate_excludes_diverged_rows():
         "acc_single": [0.4, 0.6, 0.5, -100.0, 0.9, 0.8, 1e9],
         "diverged": [False, False, False, True, False, False, True],
     })
-    agg = plots.aggregate(df, "acc_single").set_index("method")
+    agg = stats.aggregate(df, "acc_single").set_index("method")
     assert agg.loc["sl", "mean"] == pytest.approx(0.5)
     assert agg.loc["mrp_ft", "mean"] == pytest.approx(0.85)
     assert agg.loc["sl", "n"] == 3 and agg.loc["sl", "n_diverged"] == 1
     assert agg.loc["sl", "lo"] < 0.5 < agg.loc["sl", "hi"]
-    assert plots.diverged_mask(df.drop(columns="diverged")).sum() == 0
+    assert stats.diverged_mask(df.drop(columns="diverged")).sum() == 0
 
 
 def test_wilson_interval_stays_in_unit_range():
-    p, lo, hi = plots.wilson_ci(10, 10)
+    p, lo, hi = stats.wilson_ci(10, 10)
     assert p == 1.0 and 0.6 < lo < 1.0 and hi == 1.0
     for n in range(1, 60):  # the interval always contains the share (no negative error bars)
         for s in (0, 1, n // 2, n - 1, n):
-            p, lo, hi = plots.wilson_ci(s, n)
+            p, lo, hi = stats.wilson_ci(s, n)
             assert 0.0 <= lo <= p <= hi <= 1.0
 
 
 def test_geometric_mean_of_reached_times():
-    assert plots.geo_mean([1e2, 1e4, np.inf, np.nan]) == (pytest.approx(1e3), 2)
-    g, n = plots.geo_mean([np.inf, np.nan])
+    assert stats.geo_mean([1e2, 1e4, np.inf, np.nan]) == (pytest.approx(1e3), 2)
+    g, n = stats.geo_mean([np.inf, np.nan])
     assert math.isnan(g) and n == 0
     w = pd.DataFrame({"grid_point": 0, "seed": [0, 1, 2], "t_fit": [1e2, 1e4, np.inf],
                       "t_erode": [np.inf, np.inf, np.nan], "t_cap": [10.0, 1000.0, 100.0]})
@@ -217,7 +217,7 @@ def test_curve_is_mean_and_ci_per_checkpoint():
     df = pd.DataFrame({"checkpoint": [1.0, 1.0, 1.0, 10.0, 10.0], "x": [0.2, 0.4, np.nan, 1.0, 1.0]})
     c = curve(df, "x").set_index("t")
     assert c.loc[1.0, "mean"] == pytest.approx(0.3) and c.loc[1.0, "n"] == 2
-    assert c.loc[1.0, "lo"] == pytest.approx(plots.mean_ci([0.2, 0.4], bounds=(0, 1))[1])
+    assert c.loc[1.0, "lo"] == pytest.approx(stats.mean_ci([0.2, 0.4], bounds=(0, 1))[1])
     assert c.loc[10.0, "mean"] == 1.0 and c.loc[10.0, "hi"] == 1.0
 
 
@@ -226,7 +226,7 @@ def test_curve_is_mean_and_ci_per_checkpoint():
 
 def test_end_figures_use_each_methods_horizon(tmp_path):
     out = fabricate(tmp_path / "r", seeds=3)
-    res = plots.load_results(out)
+    res = results.load_results(out)
     assert len(res.summary) > len(res.last) == 3 * len(METHODS)
     assert res.last.groupby(["seed", "method"]).size().eq(1).all()
     assert res.last["is_last"].all()
@@ -240,7 +240,7 @@ def test_end_figures_use_each_methods_horizon(tmp_path):
 
 def test_time_rows_drop_diverged_runs_and_unreached_checkpoints(tmp_path):
     out = fabricate(tmp_path / "r", seeds=4, diverged={(0, 2, "sl")})
-    res = plots.load_results(out)
+    res = results.load_results(out)
     s = res.summary
     s.loc[(s["seed"] == 1) & (s["method"] == "mrp") & (s["checkpoint"] == 1e3), "reached"] = False
     rows, bad, unreached = time_rows(res, 0)
@@ -258,7 +258,7 @@ def test_time_rows_drop_diverged_runs_and_unreached_checkpoints(tmp_path):
 def test_windows_of_the_time_figure(tmp_path):
     pytest.importorskip("mvsim.claims")
     out = fabricate(tmp_path / "r", seeds=3)
-    res = plots.load_results(out)
+    res = results.load_results(out)
     w = windows_at(res, 0)
     assert w is not None and len(w) == 3
     marks = window_marks(w)
@@ -268,20 +268,20 @@ def test_windows_of_the_time_figure(tmp_path):
 
 def test_lottery_table_and_shares_skip_diverged(tmp_path):
     out = fabricate(tmp_path / "r", seeds=5, diverged={(0, 2, "sl"), (0, 3, "mrp_ft")})
-    res = plots.load_results(out)
-    t = plots.lottery_table(res)
+    res = results.load_results(out)
+    t = figs_end.lottery_table(res)
     assert set(t["seed"]) == {0, 1, 3, 4}  # seed 2's SL run diverged
     sl = res.last[(res.last["method"] == "sl") & ~res.last["diverged"]]
     assert t.groupby("seed")["agree"].mean().to_numpy() == pytest.approx(sl["lottery_agreement"].to_numpy())
     assert (t["final_gap"] >= 0).all() and ((t["init_gap"] > 0) == t["agree"]).all()
-    agg = plots.aggregate(res.last, "share_features").set_index("method")
+    agg = stats.aggregate(res.last, "share_features").set_index("method")
     assert agg.loc["sl", "mean"] == pytest.approx(0.5) and agg.loc["sl", "n_diverged"] == 1
     assert agg.loc["mrp_ft", "mean"] == pytest.approx(1.0) and agg.loc["mrp_ft", "n_diverged"] == 1
 
 
 def test_reference_point_is_the_base_config(tmp_path):
     out = fabricate(tmp_path / "r", grid={"data.mu": [0.01, 0.03]}, seeds=1)  # base mu is 0.03
-    res = plots.load_results(out)
+    res = results.load_results(out)
     assert res.ref == 1 and res.point_label(1) == "data.mu = 0.03"
     assert "reference grid point: data.mu = 0.03" in res.where(1) and res.where(1).startswith("\n")
 
@@ -293,7 +293,7 @@ def test_make_all_one_point(tmp_path):
     out = fabricate(tmp_path / "r", diverged={(0, 1, "sl")})
     paths = plots.make_all(out, pdf=True)  # the default resolution, as in the README
     pngs = [p for p in paths if p.suffix == ".png"]
-    _check_pngs(pngs, BASIC, dpi=plots.DPI)
+    _check_pngs(pngs, BASIC, dpi=plotstyle.DPI)
     assert {p.name for p in paths if p.suffix == ".pdf"} == {n.replace(".png", ".pdf") for n in BASIC}
     assert all(p.parent == out / "figures" for p in paths)
 
@@ -305,15 +305,15 @@ def test_make_all_two_and_three_key_grids(tmp_path):
     base_m = C.Config().net.m  # the base config is grid point 2: (0.03, base_m, "full")
     three = {"data.mu": [0.03, 0.2], "net.m": [3, base_m], "ft.mode": ["full", "head"]}
     out = fabricate(tmp_path / "three", grid=three, seeds=1)
-    res = plots.load_results(out)
+    res = results.load_results(out)
     assert res.ref == 2 and res.keys == ["data.mu", "net.m", "ft.mode"]
     assert [name for name, _ in plots.figures(res)][-1] == "grid_data.mu_net.m"
-    tabs = plots.grid_tables(res, "data.mu", "net.m")
+    tabs = figs_grid.grid_tables(res, "data.mu", "net.m")
     assert tabs["mrp_features"].shape == (2, 2) and (tabs["mrp_features"] == 1.0).all().all()
 
 
 def test_real_sweep_two_point_grid(real):
-    res = plots.load_results(real)
+    res = results.load_results(real)
     assert res.keys == ["data.mu"] and res.ref == 0
     assert len(res.last) == 2 * 2 * 3  # grid points x seeds x methods
     _check_pngs(plots.make_all(real, dpi=FAST_DPI), BASIC + ["grid_data.mu.png"])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mvsim import config as C
-from mvsim import regime, sweep
+from mvsim import regime, resources, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = C.Config()
@@ -69,7 +69,7 @@ def test_set_data_k_alone_gives_the_regime_run(k):
     plan = sweep.resolve_plan(None, {"data.k": str(k)})
     assert plan.points[0] == regime.at_k(BASE, k) and plan.cfg == plan.points[0]
     assert plan.note.startswith(f"data.k = {k}: carried from k = 10") and "\n" not in plan.note
-    assert sweep.bytes_per_seed(plan.cfg) < 2 * 2**30  # fits on a laptop
+    assert resources.bytes_per_seed(plan.cfg) < 2 * 2**30  # fits on a laptop
 
 
 def test_no_regime_keeps_the_values_or_refuses_in_one_line(capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvsim import claims, plotdata, scaling, sweep
+from mvsim import claims, results, scaling, sweep
 
 TINY = str(Path(__file__).with_name("tiny.toml"))
 
@@ -37,7 +37,7 @@ def test_seed_rows_read_each_point_at_its_k(over_k):
 def test_figures_and_claims_read_a_k_grid_point_at_its_scaled_config(over_k):
     """One grid-point config for everyone: the figures' `point_cfg` carries data.k = 4 through the
     scaling rules, as the sweep and the claims do (sigma_0 = 0.1 * 3 / 4, not the base's 0.1)."""
-    res = plotdata.load_results(over_k)
+    res = results.load_results(over_k)
     for gp in sorted(res.summary["grid_point"].unique()):
         rows = res.summary[res.summary["grid_point"] == gp]
         assert res.point_cfg(gp) == claims.point_config(res.cfg, rows)

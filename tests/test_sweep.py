@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from mvsim import config as C
-from mvsim import store, sweep, tables
+from mvsim import store, resources, sweep, tables
 
 TINY = str(Path(__file__).with_name("tiny.toml"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def close(out, ref) -> None:
 
 def tiny_rows_per_seed() -> int:
     cfg, _, _ = C.load_run_toml(TINY)
-    return sweep.rows_per_seed(cfg)[0]
+    return resources.rows_per_seed(cfg)[0]
 
 
 @pytest.fixture(scope="module")
@@ -121,41 +121,41 @@ def test_seed_too_large_for_memory_is_refused_in_one_line(tmp_path, capsys, no_c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert "memory" in err and key.replace("=", " = ") in err, err
-    for k in sweep.MEMORY_KEYS:
+    for k in resources.MEMORY_KEYS:
         assert k in err, (k, err)
     assert not out.exists(), "a refused run leaves no results directory behind"
 
 
 def test_memory_estimate_grows_with_the_keys_that_drive_it():
     base = C.Config()
-    b0 = sweep.bytes_per_seed(base)
+    b0 = resources.bytes_per_seed(base)
     assert 100 * 2**20 < b0 < 400 * 2**20  # XLA counts 166 MiB at the default
     for key, value in [("data.n_train", 1000), ("data.n_pretrain", 1000), ("data.n_test", 2000),
                        ("data.P", 32), ("data.d", 512), ("net.m", 20), ("data.k", 20)]:
-        assert sweep.bytes_per_seed(C.with_values(base, {key: value})) > b0, key
+        assert resources.bytes_per_seed(C.with_values(base, {key: value})) > b0, key
     # the encoder logged at every MRP log time
     more_logs = C.with_values(base, {"train.checkpoints": [float(t) for t in range(1, 200)]})
-    assert sweep.bytes_per_seed(more_logs) > b0
+    assert resources.bytes_per_seed(more_logs) > b0
 
 
 def test_results_too_large_for_disk_are_refused_in_one_line(tmp_path, capsys, monkeypatch, no_compile):
     out = tmp_path / "o"
-    need = sweep.results_bytes(sweep.resolve_plan(TINY, seeds=4))
-    monkeypatch.setattr(sweep, "free_disk", lambda path: need - 1)
+    need = resources.results_bytes(sweep.resolve_plan(TINY, seeds=4))
+    monkeypatch.setattr(resources, "free_disk", lambda path: need - 1)
     assert run(out, seeds=4) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--out" in err and "free" in err and "--seeds" in err, err
     assert not out.exists()
-    monkeypatch.setattr(sweep, "free_disk", lambda path: need)  # just enough: no refusal
-    sweep.check_disk(sweep.resolve_plan(TINY, seeds=4), out)
+    monkeypatch.setattr(resources, "free_disk", lambda path: need)  # just enough: no refusal
+    resources.check_disk(sweep.resolve_plan(TINY, seeds=4), out)
 
 
 def test_disk_estimate_counts_logged_rows(tmp_path):
     plan = sweep.resolve_plan(TINY, seeds=3, grid={"data.mu": [0.1, 0.2]})
-    s_rows, f_rows = sweep.rows_per_seed(plan.cfg)
+    s_rows, f_rows = resources.rows_per_seed(plan.cfg)
     assert s_rows == 6 + 7 + 5 and f_rows == s_rows * 3 * 2  # SL, MRP, MRP+FT log times; k L = 6
-    assert sweep.results_bytes(plan) == 2 * 3 * (s_rows * sweep.SUMMARY_ROW_BYTES + f_rows * sweep.FEATURES_ROW_BYTES)
-    assert sweep.results_bytes(plan, done={0: {0, 1, 2}}) == sweep.results_bytes(plan) // 2
+    assert resources.results_bytes(plan) == 2 * 3 * (s_rows * resources.SUMMARY_ROW_BYTES + f_rows * resources.FEATURES_ROW_BYTES)
+    assert resources.results_bytes(plan, done={0: {0, 1, 2}}) == resources.results_bytes(plan) // 2
 
 
 def test_malformed_config_and_unwritable_out(tmp_path, capsys):
@@ -343,7 +343,7 @@ def test_more_seeds_resume_with_partial_chunks(reference, tmp_path):
 
 
 def test_float_grid_compiles_once_and_records_keys(tmp_path):
-    from mvsim.experiment import make_run
+    from mvsim.methods import make_run
 
     assert run(tmp_path / "warm", "--set", "data.mu=0.3", seeds=2, chunk=2) == 0
     compiled = make_run()._cache_size()

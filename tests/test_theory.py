@@ -23,7 +23,8 @@ from hypothesis import Phase, example, given, settings, strategies as st
 
 from mvsim import config as C
 from mvsim import regime as R
-from mvsim.experiment import make_run, seed_keys
+from mvsim.experiment import seed_keys
+from mvsim.methods import make_run
 
 SEEDS = 6
 def t99(dof: int) -> float:

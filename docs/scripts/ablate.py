@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-from mvsim import assumptions, claims  # noqa: E402
-from mvsim.plotdata import load_results  # noqa: E402
+from mvsim import assumptions, claims, windows  # noqa: E402
+from mvsim.results import load_results  # noqa: E402
 
 
 def table(out) -> list[str]:
@@ -24,11 +24,11 @@ def table(out) -> list[str]:
         rows = t[t["grid_point"] == gp].set_index("claim")
         cell = lambda c, d=2: (f"{rows.loc[c, 'measured']:.{d}f} [{rows.loc[c, 'lo']:.{d}f}, {rows.loc[c, 'hi']:.{d}f}]"
                                if c in rows.index else "n/a")
-        win = claims.windows(s, res.events[res.events["grid_point"] == gp], claims.point_config(res.cfg, s).data.L)
+        win = windows.windows(s, res.events[res.events["grid_point"] == gp], claims.point_config(res.cfg, s).data.L)
         label = ", ".join(f"{k} = {s[k].iloc[0]}" for k in res.grid if k in s)
         lines.append(f"| {label} | {cell('sl_race')} | {cell('mrp_race')} | {cell('sl_one_per_class')} | "
-                     f"{claims._fmt_time(win['t_fit'])} | {claims._fmt_time(win['t_erode'])} | "
-                     f"{claims._fmt_time(win['t_cap'])} | "
+                     f"{windows.fmt_times(win['t_fit'])} | {windows.fmt_times(win['t_erode'])} | "
+                     f"{windows.fmt_times(win['t_cap'])} | "
                      f"{assumptions.memorisation_load(claims.point_config(res.cfg, s)):.2f} |")
     return lines
 

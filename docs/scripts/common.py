@@ -1,7 +1,7 @@
 """Shared loading and formatting for the docs scripts (run from the repository root after the sweeps).
 
 Every number is read on the GD clock: `gd_time` (the sum of step sizes), a method's end-of-training
-row is `mvsim.tables.last`, and the windows (t_fit, t_erode, t_cap) are `mvsim.claims.windows`.
+row is `mvsim.tables.last`, and the windows (t_fit, t_erode, t_cap) are `mvsim.windows.windows`.
 """
 import math
 import sys
@@ -16,17 +16,17 @@ import matplotlib.pyplot as plt  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mvsim import claims, store, tables  # noqa: E402,F401
-from mvsim import plots as P  # noqa: E402
+from mvsim import claims, predictions, store, tables, windows  # noqa: E402,F401
+from mvsim import plotstyle, results, stats  # noqa: E402
 
-plt.rcParams.update(P.STYLE)
+plt.rcParams.update(plotstyle.STYLE)
 R = ROOT / "results" / "studies"
 FIG = ROOT / "docs" / "figures"
 
 
 def study(name):
-    """A study's results (mvsim.plots.Results: summary, features, config, grid)."""
-    return P.load_results(R / name)
+    """A study's results (mvsim.results.Results: summary, features, events, config, grid)."""
+    return results.load_results(R / name)
 
 
 def fmt(m, lo=math.nan, hi=math.nan, d=2):
@@ -40,12 +40,12 @@ def fmt(m, lo=math.nan, hi=math.nan, d=2):
 
 def fmt_mean(values, d=2, bounds=None):
     """Mean over seeds with its 95% Student-t interval."""
-    return fmt(*P.mean_ci(values, bounds=bounds), d=d)
+    return fmt(*stats.mean_ci(values, bounds=bounds), d=d)
 
 
 def fmt_time(times):
     """Geometric mean of GD times with its 95% interval over seeds, and how many are inf."""
-    m, lo, hi, n_inf, n = claims.geometric_mean_ci(times)
+    m, lo, hi, n_inf, n = stats.geometric_mean_ci(times)
     if not np.isfinite(m):
         return f"inf ({n_inf}/{n} seeds)" if n_inf else "n/a"
     text = f"{m:.2g}" + (f" [{lo:.2g}, {hi:.2g}]" if np.isfinite(lo) else "")
@@ -62,7 +62,7 @@ def to_md(df):
 def hitting_at_line(features, method, threshold):
     """Per (seed, cls, feature) of `method`: lam_init, t_hit and winner at any line `threshold`, read from
     the checkpoints (interpolated in log-log between the last one below and the first at or above). The
-    events table times the capture line itself at step resolution (`claims.hitting_times`); this reading
+    events table times the capture line itself at step resolution (`windows.hitting_times`); this reading
     serves the other lines (0.2, 0.5 varrho), at checkpoint resolution."""
     keys = ["seed", "cls", "feature"]
     f = features[features["method"] == method].sort_values(keys + ["gd_time"], kind="stable")
@@ -85,8 +85,8 @@ def hitting_at_line(features, method, threshold):
 
 
 def race_at_line(features, method, threshold, q, winners=False):
-    """`claims.race_law`'s fit (bootstrap over seeds) on `hitting_at_line`'s times."""
-    from mvsim.plotstats import bootstrap_slope
+    """`windows.race_law`'s fit (bootstrap over seeds) on `hitting_at_line`'s times."""
+    from mvsim.stats import bootstrap_slope
 
     hits = hitting_at_line(features, method, threshold)
     used = hits[hits["winner"]] if winners else hits

@@ -1,6 +1,6 @@
 """One study's table on the GD clock: `python docs/scripts/end_table.py STUDY [STUDY ...]`.
 
-Per grid point: SL's windows (t_fit, t_erode) and MRP's t_cap (`claims.windows`, geometric means
+Per grid point: SL's windows (t_fit, t_erode) and MRP's t_cap (`windows.windows`, geometric means
 over seeds), SL at t_fit and at its horizon, MRP and MRP+FT at their horizons (`tables.last`):
 features captured as detectors, classes with exactly one feature, single-view accuracy, the paired
 single-view gap MRP+FT - SL, and how many runs reached their horizon. Means over seeds with 95%
@@ -10,6 +10,16 @@ ft.py, coverage*.py, study2.py): run it on any study directory after its sweep.
 from common import *  # noqa: F401,F403
 
 
+def at_fit(g, win, method, col):
+    """Per seed: `col` of `method` at SL's fit checkpoint (the first checkpoint at or after t_fit)."""
+    rows = g[g["method"] == method].merge(win[["seed", "fit_checkpoint"]], on="seed")
+    rows = rows[np.isclose(rows["checkpoint"], rows["fit_checkpoint"], rtol=1e-9)]
+    return rows.set_index("seed")[col]
+
+
+EXTRA = {"sl_ensemble": "ensemble", "kd": "KD"}  # methods beyond SL / MRP / MRP+FT, read at SL's t_fit and horizon
+
+
 def table(name):
     res = study(name)
     s, keys = res.summary, [k for k in res.grid if k in res.summary]
@@ -17,7 +27,7 @@ def table(name):
     for gp, g in s.groupby("grid_point", sort=True):
         L = res.point_cfg(gp).data.L
         total = float(g["features_total"].iloc[0])
-        win = claims.windows(g, res.events[res.events["grid_point"] == gp], L)
+        win = windows.windows(g, res.events[res.events["grid_point"] == gp], L)
         last = tables.last(g)
         by = {m: last[last["method"] == m].set_index("seed") for m in ("sl", "mrp", "mrp_ft")}
         gap = (by["mrp_ft"]["acc_single"] - by["sl"]["acc_single"]) if len(by["mrp_ft"]) else pd.Series(dtype=float)
@@ -33,6 +43,14 @@ def table(name):
                     "MRP+FT single-view": fmt_mean(by["mrp_ft"]["acc_single"], 2, (0, 1)),
                     "gap at horizon (paired)": fmt_mean(gap, 2, (-1, 1)),
                     "runs at horizon (SL, MRP, FT)": ", ".join(reached.values())})
+        for m, label in EXTRA.items():
+            if (g["method"] == m).any():
+                end = last[last["method"] == m].set_index("seed")
+                out[-1].update({
+                    f"{label} captured at t_fit": fmt_mean(at_fit(g, win, m, "features_captured"), 1, (0, total)),
+                    f"{label} single-view at t_fit": fmt_mean(at_fit(g, win, m, "acc_single"), 2, (0, 1)),
+                    f"{label} captured, horizon": fmt_mean(end["features_captured"], 1, (0, total)),
+                    f"{label} single-view, horizon": fmt_mean(end["acc_single"], 2, (0, 1))})
     return pd.DataFrame(out)
 
 

@@ -1,4 +1,4 @@
-"""Study 8: hitting-time exponents on GD time (mvsim.claims.race_law) for race_q3 and race_q4.
+"""Study 8: hitting-time exponents on GD time (mvsim.windows.race_law) for race_q3 and race_q4.
 
 SL is fitted over each class's first feature to reach the line (its winner), MRP over every feature;
 theory: SL -(q - 2), MRP (stop-gradient data2vec) -(2q - 2). Also the same fits at lower lines

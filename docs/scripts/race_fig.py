@@ -10,11 +10,11 @@ for ax, method, title in [(axes[0], "sl", "SL: each class's winner"), (axes[1], 
     for name, colour in runs:
         res = study(name)
         q, thr = res.cfg.net.q, res.cfg.metrics.capture_frac * res.cfg.net.varrho
-        h = claims.hitting_times(res.events, method)
+        h = windows.hitting_times(res.events, method)
         if method == "sl":
             h = h[h["winner"]]
         h = h[np.isfinite(h["t_hit"])]
-        law = claims.race_law(res.events, method, q, winners=method == "sl")
+        law = windows.race_law(res.events, method, q, winners=method == "sl")
         x, y = h["lam_init"].to_numpy(), h["t_hit"].to_numpy()
         ax.scatter(x, y, s=9, alpha=0.6, color=colour, lw=0)
         xs = np.geomspace(x.min(), x.max(), 20)

@@ -26,7 +26,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
-from mvsim import claims, experiment, flow, train  # noqa: E402
+from mvsim import claims, experiment, flow, methods, train  # noqa: E402
+from mvsim import windows as W  # noqa: E402
 
 OUT = ROOT / "results" / "validate"
 DEFAULT = ROOT / "experiments" / "default.toml"
@@ -49,8 +50,8 @@ def run_method(method: str, cfg: C.Config, seeds: int) -> dict:
     def one(kk):
         D = experiment.make_data(kk[0], cfg)
         if method == "sl":
-            return experiment.run_sl(train.init_sl(kk[1], cfg), D, cfg)
-        rec, _ = experiment.run_mrp(kk[2], D, cfg)
+            return methods.run_sl(train.init_sl(kk[1], cfg), D, cfg)
+        rec, _ = methods.run_mrp(kk[2], D, cfg)
         return rec
     start = time.time()
     rec = jax.device_get(jax.jit(jax.vmap(one))(keys(seeds)))
@@ -68,8 +69,8 @@ def windows(rec: dict, cfg: C.Config) -> dict:
         cap = rec["ev_capture"][s].reshape(k, L).astype(float)
         t_fit = float(rec["ev_fit"][s])
         out["t_fit"].append(t_fit)
-        out["t_erode"].append(claims.erosion_time(cap, t_fit) if np.isfinite(t_fit) else np.nan)
-        out["t_cap"].append(claims.capture_time(cap))
+        out["t_erode"].append(W.erosion_time(cap, t_fit) if np.isfinite(t_fit) else np.nan)
+        out["t_cap"].append(W.capture_time(cap))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -182,13 +183,13 @@ def part_rest(seeds: int) -> list[str]:
 def compare(a: Path, b: Path) -> list[str]:
     """Verdicts and windows of two results directories (for instance the default at delta and delta/4)
     on the seeds they share, with the per-seed ratio of each window time (B over A)."""
-    from mvsim.plotdata import load_results
+    from mvsim.results import load_results
 
     ra, rb = load_results(a), load_results(b)
     seeds = sorted(set(ra.summary["seed"]) & set(rb.summary["seed"]))
     pick = lambda df: df[df["seed"].isin(seeds)]
     tabs = [claims.claims(pick(r.summary), pick(r.events), r.cfg).set_index("claim") for r in (ra, rb)]
-    wins = [claims.windows(pick(r.summary), pick(r.events), r.cfg.data.L).set_index("seed") for r in (ra, rb)]
+    wins = [W.windows(pick(r.summary), pick(r.events), r.cfg.data.L).set_index("seed") for r in (ra, rb)]
     lines = [f"{len(seeds)} common seeds; A = {a}, B = {b}", "",
              "| claim | A verdict | A measured [95% CI] | B verdict | B measured [95% CI] |", "|---|---|---|---|---|"]
     for claim in tabs[0].index:
@@ -199,7 +200,7 @@ def compare(a: Path, b: Path) -> list[str]:
     for t in ("t_fit", "t_erode", "t_cap"):
         ratio = (wins[1][t] / wins[0][t]).to_numpy(float)
         ratio = ratio[np.isfinite(ratio)]
-        lines.append(row(t, claims._fmt_time(wins[0][t]), claims._fmt_time(wins[1][t]),
+        lines.append(row(t, W.fmt_times(wins[0][t]), W.fmt_times(wins[1][t]),
                          f"{np.median(ratio):.3g} ({ratio.min():.3g}, {ratio.max():.3g})" if ratio.size else "n/a"))
     return lines
 

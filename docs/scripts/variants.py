@@ -4,7 +4,7 @@ Each variant's study trains SL, MRP and MRP+FT (SL does not read mrp.*: its wind
 checked below). Per variant: how far MRP got (gd_time reached, steps; runs stop at train.max_steps),
 features captured as detectors (Lambda >= varrho and cross <= purity_max) vs features reached
 (Lambda alone) and cross_max at MRP's last row (`tables.last`) and at SL's t_erode, t_cap, and
-whether t_cap <= t_erode (`claims.windows`). Writes results/studies/variants.md and
+whether t_cap <= t_erode (`windows.windows`). Writes results/studies/variants.md and
 docs/figures/mrp_variants_gd.png.
 """
 from common import *  # noqa: F401,F403
@@ -36,7 +36,7 @@ def at_or_before(mrp, seed, t):
 
 def row(label, s, events, ref_win):
     total = float(s["features_total"].iloc[0])
-    win = claims.windows(s, events)
+    win = windows.windows(s, events)
     if ref_win is not None:
         same = np.allclose(win[["t_fit", "t_erode"]].to_numpy(float), ref_win[["t_fit", "t_erode"]].to_numpy(float))
         print(f"{label}: SL windows equal race_q3's: {same}")
@@ -82,14 +82,14 @@ if __name__ == "__main__":
         ref_win = win if ref_win is None else ref_win
         rows.append(r)
         curves[label] = (curve(s, "features_captured"), curve(s, "features_reached"))
-    print("SL windows (race_q3):", claims.window_line(ref_win))
+    print("SL windows (race_q3):", windows.window_line(ref_win))
     text = to_md(pd.DataFrame(rows))
     print(text)
     (R / "variants.md").write_text(text + "\n")
 
     fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
-    t_fit = claims.geometric_mean_ci(ref_win["t_fit"])[0]
-    t_erode = claims.geometric_mean_ci(ref_win["t_erode"])[0]
+    t_fit = stats.geometric_mean_ci(ref_win["t_fit"])[0]
+    t_erode = stats.geometric_mean_ci(ref_win["t_erode"])[0]
     ax.axvspan(t_fit, t_erode, color="#BBBBBB", alpha=0.5, lw=0,
                label=f"SL lottery window t_fit {t_fit:.1e} .. t_erode {t_erode:.1e} (geometric means)")
     for (label, (cap, reach)), colour in zip(curves.items(), STYLE):

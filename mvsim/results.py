@@ -1,12 +1,17 @@
-"""A results directory loaded for plotting: config, grid, summary, features, the reference point.
+"""A sweep's results, the one way every reader sees them: `Results`, and `load_results(DIR)`.
+
+`mvsim.simulate` returns a `Results` built in memory; `load_results` reads a results directory into
+the same class. The claims, the k study, the figures and the docs scripts read it.
 
 `Results.summary` holds every row (one per grid point, seed, method, ft_from and checkpoint)
 with share columns added (share_features, share_all, share_one); `Results.last` holds each
 method's row at its horizon (`mvsim.tables.last`), which the end-of-training figures use.
+`point_cfg(gp)` is a grid point's config as the sweep built it (through the scaling rules).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,22 +53,25 @@ def same(a, b) -> bool:
 
 @dataclass
 class Results:
-    """A loaded results directory."""
+    """A sweep's results: its three tables (mvsim.tables), its base config and grid, and where it
+    was written (`out`; None for a run in memory) with its stored seed count."""
 
-    out: Path
-    cfg: C.Config
-    grid: dict[str, list]
-    seeds: int | None
     summary: pd.DataFrame
     features: pd.DataFrame
-    events: pd.DataFrame = field(default=None, repr=False)
-    last: pd.DataFrame = field(default=None, repr=False)
+    events: pd.DataFrame
+    cfg: C.Config
+    grid: dict = field(default_factory=dict)
+    out: Path | None = None
+    seeds: int | None = None
     _ref: int | None = field(default=None, repr=False)
 
     def __post_init__(self):
         add_shares(self.summary, self)
-        if self.last is None:
-            self.last = tables.last(self.summary) if len(self.summary) else self.summary
+
+    @functools.cached_property
+    def last(self) -> pd.DataFrame:
+        """Each method's row at its horizon (`mvsim.tables.last`)."""
+        return tables.last(self.summary) if len(self.summary) else self.summary
 
     @property
     def keys(self) -> list[str]:
@@ -156,4 +164,4 @@ def _load(out: Path, cfg, grid, seeds) -> Results:
     if not len(events):
         raise ResultsError(f"'{out}' was written by an older mvsim (no event times in {out / store.EVENTS}): "
                            f"rerun the sweep into a new --out")
-    return Results(out, cfg, grid, seeds, summary, store.load_features(out), events)
+    return Results(summary, store.load_features(out), events, cfg, grid, out, seeds)

@@ -1,4 +1,4 @@
-"""mvsim.plotstats.fit_line on exact data: the slope, its Student-t interval, the filtering."""
+"""mvsim.stats.fit_line on exact data: the slope, its Student-t interval, the filtering."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mvsim.plotstats import fit_line
+from mvsim.stats import fit_line
 
 
 def test_fit_line_exact_power_law():
