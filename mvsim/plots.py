@@ -4,9 +4,9 @@ Figures (each made by one function taking a `Results`, returning a Figure or Non
   time.png               the picture: features captured and single-view accuracy over GD time,
                          SL vs MRP vs MRP+FT, SL's lottery window and MRP's capture time (figs_time)
   trajectories.png       Lambda_{i,l} over GD time of one seed, a few classes (figs_time)
-  features_captured.png  share of features captured, classes with all / exactly one captured (figs_end)
-  lottery.png            SL: initial gap between a class's features vs the gap at the horizon (figs_end)
-  accuracy.png           train / multi-view / single-view / test accuracy per method, 95% CI (figs_end)
+  features_captured.png  share of features captured, classes with all / exactly one captured (figs_horizon)
+  lottery.png            SL: initial gap between a class's features vs the gap at the horizon (figs_horizon)
+  accuracy.png           train / multi-view / single-view / test accuracy per method, 95% CI (figs_horizon)
   grid_<key>.png         one grid key: the main metrics against it, 95% CI (figs_grid)
   grid_<k1>_<k2>.png     two or more grid keys: heatmaps over the first two (figs_grid)
 
@@ -16,7 +16,7 @@ equal the base config stored in DIR/config.toml, else the first. Diverged rows a
 every mean and interval, and each figure says how many were left out. Confidence intervals are
 95% Student-t intervals over seeds (`mean_ci`).
 
-Modules: figs_time, figs_end, figs_grid (the figures), plotstyle (their look); they read
+Modules: figs_time, figs_horizon, figs_grid (the figures), plotstyle (their look); they read
 `mvsim.results` (loading) and `mvsim.stats` (statistics). This module only draws: it is the entry point.
 """
 
@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
-from mvsim.figs_end import fig_accuracy, fig_features_captured, fig_lottery  # noqa: E402
+from mvsim.figs_horizon import fig_accuracy, fig_features_captured, fig_lottery  # noqa: E402
 from mvsim.figs_grid import fig_grid_1d, fig_grid_2d  # noqa: E402
 from mvsim.figs_time import fig_time, fig_trajectories  # noqa: E402
 from mvsim.plotstyle import DPI, STYLE  # noqa: E402

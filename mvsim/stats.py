@@ -76,17 +76,6 @@ def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float
     return (p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
-def geo_mean(values) -> tuple[float, int]:
-    """Geometric mean of the finite positive values and how many there were ((NaN, 0) if none).
-
-    Used for times (t_fit, t_erode, t_cap), where np.inf means "not reached" and is left out."""
-    x = np.asarray(values, dtype=float).ravel()
-    x = x[np.isfinite(x) & (x > 0)]
-    if not x.size:
-        return (math.nan, 0)
-    return (float(np.exp(np.log(x).mean())), int(x.size))
-
-
 def geometric_mean_ci(times) -> tuple[float, float, float, int, int]:
     """Geometric mean of the positive finite times with the 95% Student-t interval of their log:
     (mean, lo, hi, n_inf, n). NaN times are left out; n_inf counts the inf ones (censored at the
@@ -96,6 +85,14 @@ def geometric_mean_ci(times) -> tuple[float, float, float, int, int]:
     finite = t[np.isfinite(t) & (t > 0)]
     m, lo, hi = mean_ci(np.log10(finite))
     return 10.0**m, 10.0**lo, 10.0**hi, int(np.isinf(t).sum()), int(t.size)
+
+
+def geo_mean(values) -> tuple[float, int]:
+    """`geometric_mean_ci`'s mean alone, with the number of finite positive values it averages
+    ((NaN, 0) if none); for times, where np.inf means "not reached" and is left out."""
+    x = np.asarray(values, dtype=float).ravel()
+    n = int((np.isfinite(x) & (x > 0)).sum())
+    return (geometric_mean_ci(x)[0] if n else math.nan, n)
 
 
 def diverged_mask(df: pd.DataFrame) -> pd.Series:

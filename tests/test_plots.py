@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from mvsim import config as C
-from mvsim import figs_end, figs_grid, plots, plotstyle, results, stats, store, sweep, tables
+from mvsim import figs_horizon, figs_grid, plots, plotstyle, results, stats, store, sweep, tables
 from mvsim.figs_time import curve, good_runs, time_rows, window_marks, windows_at
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,7 +269,7 @@ def test_windows_of_the_time_figure(tmp_path):
 def test_lottery_table_and_shares_skip_diverged(tmp_path):
     out = fabricate(tmp_path / "r", seeds=5, diverged={(0, 2, "sl"), (0, 3, "mrp_ft")})
     res = results.load_results(out)
-    t = figs_end.lottery_table(res)
+    t = figs_horizon.lottery_table(res)
     assert set(t["seed"]) == {0, 1, 3, 4}  # seed 2's SL run diverged
     sl = res.last[(res.last["method"] == "sl") & ~res.last["diverged"]]
     assert t.groupby("seed")["agree"].mean().to_numpy() == pytest.approx(sl["lottery_agreement"].to_numpy())
