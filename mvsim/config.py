@@ -93,8 +93,8 @@ class MrpConfig:
     decoder_lr: float = param(0.0, "decoder's rate against the kernels' (dB/dt = -decoder_lr dL/dB; 0: fixed)",
                               lo=0.0)
     solver: str = param("euler", "MRP's adaptive steps (see train.solver). Euler by default: with a Runge-Kutta "
-                        "pair a few kernels on the norm cap oscillate across their fixed point at the pair's "
-                        "stability limit and never come to rest (docs/results.md)", choices=("euler", "heun", "bosh3"))
+                        "pair, kernels on the norm cap are held to steps ~ 1/(their stiffness), 3 evaluations "
+                        "each: ~4x Euler's cost (docs/results.md)", choices=("euler", "heun", "bosh3"))
     step: str = param("per_kernel", "kernel steps: per-kernel adaptive with per-kernel GD clocks (exact only "
                       "for a fixed diagonal decoder and a stop-gradient data2vec teacher), the global adaptive "
                       "step, or plain GD at train.lr", choices=("per_kernel", "adaptive", "gd"))

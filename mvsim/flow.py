@@ -240,9 +240,13 @@ def make_step(field, move, rel, sol: Solver, rest=None):
         resting = jnp.isinf(c.h)
         dt = jnp.minimum(c.h, to_go)
         moving_dt = jnp.where(resting, 0.0, dt)
-        y, err, v, obs = rk.rk_step(field, move, tab, c.state, c.g, moving_dt, c.n)
+        y, err, v, obs, ks = rk.rk_step(field, move, tab, c.state, c.g, moving_dt, c.n)
         if sol.rule == "error":
             accept, h = rk.error_control(rel(c.state, err) / sol.rtol, moving_dt, c.h, tab.order, sol.dt_max)
+            if rest is not None:  # rows that may come to rest: keep their stiff modes damped (`rk.stiffness`)
+                dk, dy = rk.stiffness(tab, ks, moving_dt)
+                rho = rel(c.state, dk) / jnp.maximum(rel(c.state, dy), 1e-30)
+                h = jnp.where(moving_dt > 0, jnp.minimum(h, rk.STABLE / jnp.maximum(rho, 1e-30)), h)
         elif sol.rule == "motion":
             e = jax.tree_util.tree_map(lambda a, b: 0.5 * rk.lead(moving_dt, a) * (a - b), v, c.g)
             accept = jnp.ones(jnp.shape(dt), bool)

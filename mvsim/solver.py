@@ -65,8 +65,9 @@ def rk_step(field, move, tab: Tableau, y, k1, dt, n):
 
     field(y, n) -> (velocity, obs); move(y, dt, v) -> the state at y + dt * v (with any
     projection). Returns (y_new, error estimate (a velocity-shaped pytree times dt, or None for
-    Euler), velocity at y_new, obs at y_new). The stages run as one `lax.scan` over the rows of
-    the tableau, so the vector field is traced and compiled once whatever the number of stages.
+    Euler), velocity at y_new, obs at y_new, the stages (leading axis: stage; see `stiffness`)).
+    The stages run as one `lax.scan` over the rows of the tableau, so the vector field is traced
+    and compiled once whatever the number of stages.
     """
     s = len(tab.b)
     a = jnp.asarray([[0.0] * s] + [list(row) + [0.0] * (s - len(row)) for row in tab.a], jnp.float32)
@@ -86,9 +87,34 @@ def rk_step(field, move, tab: Tableau, y, k1, dt, n):
     else:
         k_new, obs = field(y_new, n)
     if not tab.e:
-        return y_new, None, k_new, obs
+        return y_new, None, k_new, obs, ks
     err = jax.tree_util.tree_map(lambda v: lead(dt, v) * v, at(jnp.asarray(tab.e, jnp.float32), ks))
-    return y_new, err, k_new, obs
+    return y_new, err, k_new, obs, ks
+
+
+def stiffness(tab: Tableau, ks, dt):
+    """The last two stages' difference in velocity and in state, (dk, dy) (velocity-shaped pytrees).
+
+    ||dk|| / ||dy|| estimates the largest |eigenvalue| of the field's Jacobian along the step
+    (Hairer & Wanner, Solving ODEs II, IV.2: stiffness detection in explicit codes). An explicit
+    step of dt with dt * rho near the edge of its stability region (-2.51 on the real axis for
+    Bogacki-Shampine) keeps a stiff mode oscillating at about constant amplitude, which the
+    embedded estimate accepts; `STABLE` / rho keeps it damped. Tableaus with one stage: (None, None)."""
+    s = len(tab.b)
+    if s < 2:
+        return None, None
+    rows = [[0.0] * s] + [list(r) + [0.0] * (s - len(r)) for r in tab.a]
+    if tab.fsal:  # the last stage sits at the step's end, y + dt * sum b_j k_j
+        rows[-1] = list(tab.b)
+    coeff = jnp.asarray(rows[-1], jnp.float32) - jnp.asarray(rows[-2], jnp.float32)
+    dk = jax.tree_util.tree_map(lambda K: K[-1] - K[-2], ks)
+    dy = jax.tree_util.tree_map(lambda K: lead(dt, K[0]) * jnp.tensordot(coeff, K, axes=1), ks)
+    return dk, dy
+
+
+# A stiff mode of rate rho decays by |R(-STABLE)| per step at dt = STABLE / rho: 1/3 for
+# Bogacki-Shampine (R(z) = 1 + z + z^2/2 + z^3/6), 1/2 for Heun.
+STABLE = 1.0
 
 
 # ---------------------------------------------------------------- controllers

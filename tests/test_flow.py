@@ -326,3 +326,17 @@ def test_coupled_mrp_variants_on_the_adaptive_step_match_plain_gd(variant):
     assert agree >= 0.98
     assert med <= 0.05 / 10
     assert steps < 1000
+
+
+@pytest.mark.parametrize("tab", [rk.HEUN, rk.BOSH3], ids=lambda t: t.name)
+def test_stiffness_estimate_is_the_rate_of_a_linear_flow(tab):
+    """On dy/dt = -lam y every stage's velocity is -lam times its state, so the last two stages give
+    ||dk|| / ||dy|| = lam exactly, whatever the step: the rate the stiffness cap divides STABLE by."""
+    lam = jnp.asarray([[2.0], [300.0]])  # two rows: a slow and a stiff one
+    field = lambda y, n: (-lam * y, None)
+    y = jnp.asarray([[1.0, -0.5], [0.3, 2.0]])
+    for dt in (jnp.asarray([1e-3, 1e-3]), jnp.asarray([0.1, 0.004])):
+        *_, ks = rk.rk_step(field, lambda y, dt, v: y + rk.lead(dt, v) * v, tab, y, -lam * y, dt, 0)
+        dk, dy = rk.stiffness(tab, ks, dt)
+        rho = jnp.linalg.norm(dk, axis=1) / jnp.linalg.norm(dy, axis=1)
+        np.testing.assert_allclose(rho, lam[:, 0], rtol=1e-4)

@@ -54,8 +54,30 @@ def table(name):
     return pd.DataFrame(out)
 
 
+VERDICT_CLAIMS = ("sl_one_per_class", "sl_lottery_window", "sl_single_view_at_fit", "mrp_captures_all",
+                  "ft_keeps", "mrpft_beats_sl_in_window", "sl_race", "mrp_race")
+
+
+def verdict_table(name):
+    """Per grid point: the claims module's verdict on each prediction (measured value in brackets)."""
+    res = study(name)
+    t = claims.verdicts(res)
+    keys = [k for k in res.grid if k in res.summary]
+    out = []
+    for gp, g in t.groupby("grid_point", sort=True):
+        vals = res.point_values(int(gp))
+        row = {k: vals.get(k) for k in keys}
+        by = g.set_index("claim")
+        for c in VERDICT_CLAIMS:
+            if c in by.index:
+                r = by.loc[c]
+                row[c] = f"{r['verdict']} ({r['measured']:.2f})" if np.isfinite(r["measured"]) else r["verdict"]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 if __name__ == "__main__":
     for name in sys.argv[1:]:
-        text = to_md(table(name))
+        text = to_md(table(name)) + "\n\nVerdicts (`mvsim.claims`):\n\n" + to_md(verdict_table(name))
         print(f"## {name}\n\n{text}\n")
         (R / f"{name}_table.md").write_text(text + "\n")
