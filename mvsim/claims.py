@@ -1,16 +1,11 @@
 """Verdicts on the theory's predictions: `python -m mvsim.claims DIR` writes DIR/claims.md and DIR/claims.json.
 
 Every method runs on one gradient-descent clock, so a prediction is read at a GD time
-(theory.md, "Time is part of the claims"). The times come from the events table (first GD
-times at step resolution, `mvsim.tables`): per (grid point, seed) `windows` finds
-  t_fit    when SL fits its training set (training accuracy >= metrics.FIT_ACC),
-  t_erode  when SL stops having exactly one captured feature in most classes (its lottery
-           window ends), from the capture times of its features,
-  t_cap    when MRP has captured 95% of the features,
-with np.inf for "not within the horizon" (right-censored: nothing past a horizon is reported
-as measured) and NaN for "unknown" (the run stopped at train.max_steps first). `claims` then
-turns per-seed values into one row per prediction: the mean (or the share of seeds) with a
-95% interval over seeds, the threshold from THRESHOLDS and a verdict:
+(theory.md, "Time is part of the claims"). Per (grid point, seed), `mvsim.windows` reads SL's
+window [t_fit, t_erode) and MRP's t_cap from the events table (first GD times at step resolution;
+inf: not within the horizon, never reported as measured), and the race laws. `claims` then
+turns per-seed values into one row per prediction (`mvsim.predictions.THRESHOLDS`): the mean (or
+the share of seeds) with a 95% interval over seeds, the threshold and a verdict:
   holds         the interval lies on the theory's side of the threshold,
   fails         it lies on the other side,
   inconclusive  it straddles the threshold, or fewer than 2 seeds,

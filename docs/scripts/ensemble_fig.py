@@ -1,7 +1,8 @@
 """Section 3: SL ensembles and distillation over GD time (docs/figures/ensemble.png), from the study
-`ensemble` (grid ensemble.size = 2, 4, 8; distillation into a fresh SL model at temperature 4):
+`ensemble` (grid ensemble.size = 2, 4, 8; distillation into a fresh SL model at temperature 4) or
+another study directory under results/studies (this round: ensemble_nokd, without distillation):
 
-    python docs/scripts/ensemble_fig.py
+    python docs/scripts/ensemble_fig.py [STUDY]
 
 Left: features captured as detectors (share of kL) over GD time; right: single-view test accuracy.
 Means over seeds. SL and MRP+FT (at its horizon, dashed) are the same at every grid point (paired
@@ -10,11 +11,12 @@ seeds); SL's lottery window [t_fit, t_erode) is shaded (geometric means over see
 from common import *  # noqa: F401,F403
 from mvsim.plotstyle import WIDTH, method_colour
 
+NAME = sys.argv[1] if len(sys.argv) > 1 else "ensemble"
 SIZES = {2: ":", 4: "--", 8: "-"}
 
 
 def main():
-    res = study("ensemble")
+    res = study(NAME)
     s = res.summary[res.summary["checkpoint"] > 0]
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 2.8), layout="constrained")
     win = windows.windows(s[s["grid_point"] == 0], res.events[res.events["grid_point"] == 0], res.cfg.data.L)
@@ -28,6 +30,8 @@ def main():
             size = int(res.point_values(int(gp))["ensemble.size"])
             for m in ("sl_ensemble", "kd"):
                 c = g[g["method"] == m].groupby("checkpoint")[col].mean()
+                if not len(c):
+                    continue
                 ax.plot(c.index, c.values, color=method_colour(m), ls=SIZES[size],
                         label=f"{'ensemble' if m == 'sl_ensemble' else 'distilled'} of {size}")
         ft = res.last[(res.last["method"] == "mrp_ft") & (res.last["grid_point"] == 0)][col].mean()
