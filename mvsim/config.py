@@ -106,6 +106,9 @@ class MrpConfig:
 class FtConfig:
     mode: str = param("full", "fine-tune the head and the kernels, or the head only",
                       choices=("full", "head"))
+    fresh: int = param(0, "fresh kernels per class added beside the pretrained encoder before fine-tuning, drawn "
+                          "as SL's (N(0, sigma_0^2 I)): free to race for features pretraining never saw (0: none)",
+                       lo=0)
 
 
 @_pytree

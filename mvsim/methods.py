@@ -181,8 +181,13 @@ def _mrp(key, D, cfg, before):
 
 
 def _mrp_ft(key, D, cfg, before):
+    """Fine-tuning from MRP's encoder at each train.ft_from, with ft.fresh fresh kernels per class
+    (SL's initialisation, from this method's key) beside the pretrained ones."""
     times = list(E.mrp_times(cfg))
     starts = jnp.stack([before["mrp"][times.index(t)] for t in cfg.train.ft_from])
+    if cfg.ft.fresh:
+        fresh = cfg.net.sigma_0 * jax.random.normal(key, (cfg.data.k * cfg.ft.fresh, cfg.data.d))
+        starts = jnp.concatenate([starts, jnp.broadcast_to(fresh, (starts.shape[0],) + fresh.shape)], axis=1)
     return jax.vmap(lambda W: run_ft(W, D, cfg))(starts), None
 
 
@@ -196,7 +201,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            width=lambda cfg: cfg.data.n_pretrain * _encoder(cfg),
            logged=lambda cfg: len(E.mrp_times(cfg)) * _encoder(cfg) * cfg.data.d, on_time_figure=True),
     Method("mrp_ft", _mrp_ft, E.ft_times, 3, "MRP+FT", "#0072B2", "^", starts=lambda cfg: tuple(cfg.train.ft_from),
-           width=lambda cfg: max(cfg.data.n_train * len(cfg.train.ft_from), cfg.data.n_test) * _encoder(cfg),
+           width=lambda cfg: (max(cfg.data.n_train * len(cfg.train.ft_from), cfg.data.n_test)
+                              * (_encoder(cfg) + cfg.data.k * cfg.ft.fresh)),
            on_time_figure=True),
     Method("sl_ensemble", lambda key, D, cfg, before: run_ensemble(key, D, cfg), E.sl_times, 5, "SL ensemble",
            "#E69F00", "D", enabled=lambda cfg: cfg.ensemble.size > 0,

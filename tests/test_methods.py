@@ -113,3 +113,20 @@ def test_a_declared_method_gets_its_records_rows_estimates_and_style(monkeypatch
     assert plotstyle.method_name("untrained") == "SL at init" and plotstyle.method_colour("untrained") == "#000000"
     assert plotstyle.method_marker("untrained") == "x" and "untrained" in plotstyle.time_methods()
     assert plotstyle.ordered_methods({"untrained", "sl", "zzz"}) == ["sl", "untrained", "zzz"]
+
+
+def test_fresh_kernels_join_fine_tuning_only():
+    """ft.fresh adds k x fresh kernels at SL's init scale beside the pretrained encoder: fine-tuning
+    changes, the other methods' numbers do not, and the memory estimate counts the wider encoder."""
+    from mvsim import resources
+
+    keys = experiment.seed_keys(0, [0])
+    plain = methods.make_run()(keys, TINY)
+    cfg = C.with_values(TINY, {"ft.fresh": 2})
+    fresh = methods.make_run()(keys, cfg)
+    for method in ("sl", "mrp"):
+        np.testing.assert_array_equal(fresh[method]["lam"], plain[method]["lam"])
+    assert not np.array_equal(fresh["mrp_ft"]["final_loss"], plain["mrp_ft"]["final_loss"])
+    assert resources.bytes_per_seed(cfg) >= resources.bytes_per_seed(TINY)
+    with pytest.raises(C.ConfigError, match="ft.fresh"):
+        C.with_values(TINY, {"ft.fresh": -1})
