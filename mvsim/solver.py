@@ -60,6 +60,12 @@ def lead(dt, leaf):
     return jnp.reshape(dt, jnp.shape(dt) + (1,) * (jnp.ndim(leaf) - jnp.ndim(dt)))
 
 
+def stage_rows(tab: Tableau) -> list[list[float]]:
+    """The tableau's a as an s x s matrix: row i places stage i + 1 (row 0, the first stage, is zeros)."""
+    s = len(tab.b)
+    return [[0.0] * s] + [list(row) + [0.0] * (s - len(row)) for row in tab.a]
+
+
 def rk_step(field, move, tab: Tableau, y, k1, dt, n):
     """One step of `tab` from y (velocity k1 there) over dt (() or (R,)).
 
@@ -70,7 +76,7 @@ def rk_step(field, move, tab: Tableau, y, k1, dt, n):
     and compiled once whatever the number of stages.
     """
     s = len(tab.b)
-    a = jnp.asarray([[0.0] * s] + [list(row) + [0.0] * (s - len(row)) for row in tab.a], jnp.float32)
+    a = jnp.asarray(stage_rows(tab), jnp.float32)
     ks = jax.tree_util.tree_map(lambda k: jnp.zeros((s,) + k.shape, k.dtype).at[0].set(k), k1)
     at = lambda coeffs, ks: jax.tree_util.tree_map(lambda K: jnp.tensordot(coeffs, K, axes=1), ks)
 
@@ -100,13 +106,10 @@ def stiffness(tab: Tableau, ks, dt):
     step of dt with dt * rho near the edge of its stability region (-2.51 on the real axis for
     Bogacki-Shampine) keeps a stiff mode oscillating at about constant amplitude, which the
     embedded estimate accepts; `STABLE` / rho keeps it damped. Tableaus with one stage: (None, None)."""
-    s = len(tab.b)
-    if s < 2:
+    if len(tab.b) < 2:
         return None, None
-    rows = [[0.0] * s] + [list(r) + [0.0] * (s - len(r)) for r in tab.a]
-    if tab.fsal:  # the last stage sits at the step's end, y + dt * sum b_j k_j
-        rows[-1] = list(tab.b)
-    coeff = jnp.asarray(rows[-1], jnp.float32) - jnp.asarray(rows[-2], jnp.float32)
+    rows = jnp.asarray(stage_rows(tab), jnp.float32)
+    coeff = rows[-1] - rows[-2]  # for a FSAL pair the last row is b: the step's end
     dk = jax.tree_util.tree_map(lambda K: K[-1] - K[-2], ks)
     dy = jax.tree_util.tree_map(lambda K: lead(dt, K[0]) * jnp.tensordot(coeff, K, axes=1), ks)
     return dk, dy

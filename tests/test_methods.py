@@ -127,6 +127,9 @@ def test_fresh_kernels_join_fine_tuning_only():
     for method in ("sl", "mrp"):
         np.testing.assert_array_equal(fresh[method]["lam"], plain[method]["lam"])
     assert not np.array_equal(fresh["mrp_ft"]["final_loss"], plain["mrp_ft"]["final_loss"])
+    ft = methods.METHODS["mrp_ft"]
+    extra = max(TINY.data.n_train * len(TINY.train.ft_from), TINY.data.n_test) * TINY.data.k * 2
+    assert ft.width(cfg) == ft.width(TINY) + extra  # the wider encoder, in the memory estimate's input
     assert resources.bytes_per_seed(cfg) >= resources.bytes_per_seed(TINY)
     with pytest.raises(C.ConfigError, match="ft.fresh"):
         C.with_values(TINY, {"ft.fresh": -1})
