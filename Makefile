@@ -20,11 +20,12 @@ run: $(STAMP)
 	$(PY) -m mvsim.sweep --config experiments/default.toml --seeds 16 --out results/default
 	mkdir -p figures && cp results/default/figures/*.png figures/
 
-# The architecture (layers contract in pyproject.toml) and lint first: they take seconds.
+# The architecture (layers contract in pyproject.toml) and lint first: they take seconds. Then the
+# suite, one worker per core, each test file on one worker (its module fixtures run once).
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check mvsim tests benchmarks docs/scripts
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # Step FLOP/s, then the pipeline at chunks 1 and 2 against AGAINST (default ac84aba, the last commit on Euler
 # steps for every method; c6b334f is the last fixed-step one), in a
