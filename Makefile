@@ -21,11 +21,12 @@ run: $(STAMP)
 	mkdir -p figures && cp results/default/figures/*.png figures/
 
 # The architecture (layers contract in pyproject.toml) and lint first: they take seconds. Then the
-# suite, one worker per core, each test file on one worker (its module fixtures run once).
+# suite, one worker per core, each test file on one worker (its module fixtures run once), the
+# heaviest files first (tests/conftest.py; xdist's own reorder is by test count, not time).
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check mvsim tests benchmarks docs/scripts
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 # Step FLOP/s, then the pipeline at chunks 1 and 2 against AGAINST (default ac84aba, the last commit on Euler
 # steps for every method; c6b334f is the last fixed-step one), in a

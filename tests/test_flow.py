@@ -1,28 +1,16 @@
-"""The GD clock (mvsim/flow.py): step rules, the checkpoint loop, and the validation of every
-shortcut against plain small-step gradient descent at matching GD times.
-
-Validation regime: tests/tiny.toml (k = 3, d = 16, sigma_0 = 0.1, varrho = 0.3), where plain GD
-reaches the interesting times (captures) in ~1e4 steps. The reference is plain GD at a step
-whose halving changes Lambda by < 1% (lr 0.1 for SL, lr 1 for MRP: measured 0.8% and 0.7% max).
-Tolerances follow from the rules: Euler's global error is first order in the step, and the
-controller keeps each step's motion <= delta x the kernel's norm, so Lambda should be within
-O(delta) of the flow's, and halve (or better) when delta is divided by 4.
+"""The GD clock (mvsim/flow.py): step rules, the checkpoint loop, and the validation of SL's and
+fine-tuning's solvers against plain small-step gradient descent at matching GD times (MRP's:
+tests/test_flow_mrp.py; the reference and its tolerances: tests/plain_gd.py).
 """
-
-import functools
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mvsim import config as C
 from mvsim import solver as rk
-from mvsim import experiment, flow, metrics, train
-
-TINY, _ = C.load_toml(Path(__file__).with_name("tiny.toml"))
-THR = TINY.net.varrho  # captured: Lambda >= varrho
+from mvsim import flow
+from plain_gd import compare
 
 
 # ---------------------------------------------------------------- step rules
@@ -186,50 +174,6 @@ def test_events_interpolate_inside_the_step_with_a_clock_per_row():
 # ---------------------------------------------------------------- validation against plain GD
 
 
-def _lams(method: str, cfg, times, seeds: int):
-    """Lambda (S, T, k, L) and steps (S, T) of one method on tiny data, batched over seeds."""
-    def one(key):
-        D = experiment.make_data(key, cfg)
-        k_init = jax.random.fold_in(key, 1)
-        if method == "sl":
-            log = lambda W: experiment.sl_tables(W, D.V, cfg)["lam"]
-            _, lam, _, n, _ = train.train_sl(train.init_sl(k_init, cfg), D.train, cfg, times, log)
-        elif method == "mrp":
-            allowed = jnp.ones((cfg.k_pre * cfg.net.m, cfg.data.k * cfg.data.L), bool)
-            log = lambda p, tw: metrics.feature_table(p["W"], D.V, allowed, cfg.data.L)["lam"]
-            _, lam, _, n, _ = train.train_mrp(train.init_mrp(k_init, cfg), key, D.pre, cfg, times, log)
-        else:
-            W = train.init_mrp(k_init, cfg)["W"] * 3.0  # an encoder with some large kernels
-            allowed = jnp.ones((W.shape[0], cfg.data.k * cfg.data.L), bool)
-            log = lambda p: metrics.feature_table(p["W"], D.V, allowed, cfg.data.L)["lam"]
-            _, lam, _, n, _ = train.train_ft(W, D.train, cfg, times, log)
-        return lam, n
-    lam, n = jax.jit(jax.vmap(one))(experiment.seed_keys(0, range(seeds)))
-    return np.asarray(lam)[:, 1:], np.asarray(n)  # time 0 is the shared init
-
-
-@functools.lru_cache(maxsize=None)
-def _reference(method, reference, times, seeds):
-    """Plain GD's Lambda, computed once per module (the MRP one takes 10,000 steps)."""
-    lam, n = _lams(method, C.with_values(TINY, {**dict(reference), "train.max_steps": 50_000}),
-                   np.asarray(times), seeds)
-    assert n[:, -1].max() < 50_000, "the plain-GD reference must reach its times"
-    return lam
-
-
-def _compare(method, reference, shortcuts, times, seeds):
-    ref = _reference(method, tuple(reference.items()), tuple(times), seeds)
-    out = []
-    for sets in shortcuts:
-        lam, n = _lams(method, C.with_values(TINY, {**sets, "train.max_steps": 50_000}), times, seeds)
-        agree = np.mean((lam >= THR) == (ref >= THR))
-        err = np.abs(lam - ref)
-        med = np.median(err / np.maximum(np.abs(ref), 1e-3))  # typical relative error
-        scale = np.abs(ref).max(axis=(0, 2, 3), keepdims=True)  # the largest Lambda at each time
-        out.append((agree, float(med), float((err / scale).max()), int(n[:, -1].max())))
-    return out
-
-
 SL_TIMES = np.array([0.0, 10.0, 100.0, 1000.0])
 
 
@@ -248,7 +192,7 @@ def test_adaptive_sl_matches_plain_gd_and_converges(solver, key, tol, fine):
     """Worst error against the largest Lambda at each time, and median relative error. Euler at
     delta: 0.047, 0.006 (delta / 4: 0.009, 0.002). Bogacki-Shampine at rtol 1e-2: 0.017, 0.0016
     (rtol 1e-3: 0.015, 0.0009: at the plain-GD reference's own floor)."""
-    (agree, med, mx, steps), (agree4, med4, mx4, _) = _compare(
+    (agree, med, mx, steps), (agree4, med4, mx4, _) = compare(
         "sl", {"train.step": "gd", "train.lr": 0.1},
         [{"train.solver": solver, key: tol}, {"train.solver": solver, key: fine}], SL_TIMES, seeds=4)
     assert agree >= 0.98 and agree4 >= 0.98
@@ -260,43 +204,6 @@ def test_adaptive_sl_matches_plain_gd_and_converges(solver, key, tol, fine):
         assert mx <= 0.05 and med <= 0.003 and mx4 <= GD_FLOOR
 
 
-MRP_TIMES = np.array([0.0, 100.0, 1000.0, 1e4])
-
-
-@pytest.mark.parametrize("rule", ["per_kernel", "adaptive"])
-def test_mrp_shortcuts_match_plain_gd(rule):
-    """Per-kernel clocks (with rest at stable points on the norm cap) and the global adaptive step
-    against plain GD on the expected-over-masks loss, 16 seeds x 6 features x 3 times. Some
-    kernels pass near saddles of their flow, where any discretisation error is amplified: their
-    Lambda differs by up to ~0.7 of varrho at delta = 0.05 (still ~0.6 at delta/4, and < 0.03 at
-    delta = 0.003); the captured sets and the median carry the comparison."""
-    delta = 0.05
-    finer = [{"mrp.step": rule, "train.delta": delta / 4}] if rule == "per_kernel" else []
-    results = _compare("mrp", {"mrp.step": "gd", "train.lr": 1.0},
-                       [{"mrp.step": rule, "train.delta": delta}] + finer, MRP_TIMES, seeds=16)
-    agree, med, mx, steps = results[0]
-    assert agree >= 0.98  # measured 0.983 (per_kernel), 0.990 (adaptive)
-    assert med <= delta / 10  # measured ~0.001
-    assert steps < 1000  # against 10,000 steps of plain GD at lr 1
-    if finer:  # converges as delta -> 0
-        agree4, med4, _, _ = results[1]
-        assert agree4 >= 0.98 and med4 <= med / 2
-
-
-def test_mrp_per_kernel_runge_kutta_matches_plain_gd():
-    """The option mrp.solver = 'bosh3' (per-kernel clocks, at rest on the cap as with Euler) against
-    the same plain-GD reference: it resolves the kernels near saddles that Euler at delta = 0.05 gets
-    wrong by ~0.7 of varrho. Measured: captured agreement 0.997 (Euler 0.983), median 7e-5 (Euler
-    1e-3), worst 0.032 of the largest Lambda (Euler 0.76), 472 steps (Euler 151). Not the default: on
-    the default config a few kernels on the cap never come to rest (docs/results.md)."""
-    (agree, med, mx, steps), = _compare("mrp", {"mrp.step": "gd", "train.lr": 1.0},
-                                        [{"mrp.step": "per_kernel", "mrp.solver": "bosh3", "train.rtol": 1e-2}],
-                                        MRP_TIMES, seeds=16)
-    assert agree >= 0.98 and med <= 0.005
-    assert mx <= 0.1  # an error bound Euler's default does not meet (0.76)
-    assert steps < 1000  # against 10,000 steps of plain GD at lr 1
-
-
 @pytest.mark.parametrize("solver,key,tol,fine", SOLVERS, ids=[s[0] for s in SOLVERS])
 def test_adaptive_fine_tuning_matches_plain_gd(solver, key, tol, fine):
     """Full fine-tuning (head and kernels) from an encoder with large kernels. With Euler the worst
@@ -304,7 +211,7 @@ def test_adaptive_fine_tuning_matches_plain_gd(solver, key, tol, fine):
     move fast late in fine-tuning; the captured sets and the median carry the comparison (medians:
     Euler 0.007, 0.0014 at delta / 4; Bogacki-Shampine 0.0016, 0.0009 at rtol / 10, the floor of
     the plain-GD reference)."""
-    (agree, med, mx, steps), (agree4, med4, _, _) = _compare(
+    (agree, med, mx, steps), (agree4, med4, _, _) = compare(
         "ft", {"train.step": "gd", "train.lr": 0.1},
         [{"train.solver": solver, key: tol}, {"train.solver": solver, key: fine}], SL_TIMES, seeds=4)
     assert agree >= 0.98 and agree4 >= 0.98
@@ -312,20 +219,6 @@ def test_adaptive_fine_tuning_matches_plain_gd(solver, key, tol, fine):
     # Euler converges as delta -> 0; Bogacki-Shampine is already at the plain-GD reference's floor
     # at rtol (0.0016, Euler's default 0.007), so its finer run may only come no farther from it.
     assert med4 <= (med / 2 if solver == "euler" else med)
-
-
-@pytest.mark.parametrize("variant", [{"mrp.teacher": "ema", "mrp.ema_time": 10.0}, {"mrp.decoder_lr": 0.1}],
-                         ids=["ema_teacher", "learned_decoder"])
-def test_coupled_mrp_variants_on_the_adaptive_step_match_plain_gd(variant):
-    """The non-separable variants (an EMA teacher relaxing in GD time, a decoder moving at its own
-    rate) take the global adaptive step; against plain GD at lr 1 over 8 seeds they agree on
-    98.6% (EMA) and 99.3% (decoder) of captured (seed, feature, time) with median errors 0 and 0.0008."""
-    (agree, med, _, steps), = _compare("mrp", {**variant, "mrp.step": "gd", "train.lr": 1.0},
-                                       [{**variant, "mrp.step": "adaptive", "train.delta": 0.05}],
-                                       MRP_TIMES, seeds=8)
-    assert agree >= 0.98
-    assert med <= 0.05 / 10
-    assert steps < 1000
 
 
 @pytest.mark.parametrize("tab", [rk.HEUN, rk.BOSH3], ids=lambda t: t.name)
