@@ -133,11 +133,14 @@ def check_disk(plan, out: Path, done: dict[int, set] | None = None) -> None:
 
 
 
-# Fastest chunk on a 2-core CPU for the fixed-step pipeline (5.81, 4.77, 5.28, 5.86 s per seed at
-# chunks 1, 2, 4, 8). On the GD clock a chunk runs as many steps as its slowest seed (SL: 1.23x the
-# mean at chunk 2), and measurements under load did not separate chunks 1 and 2
-# (benchmarks/results.json). GPUs take what fits in memory.
-CPU_CHUNK = 2
+# Seeds per compiled call on a CPU: one. On the GD clock a chunk runs as many steps as its slowest
+# seed (SL: 1.21x the mean at chunk 2 at k = 10, 1.10x for k = 80's first pair), and XLA's CPU
+# kernels already use every core for one seed. Measured on the idle 2-core CPU, two runs in
+# alternating order: `make run`'s 16 seeds in 101 and 103 s at chunk 1 against 110 and 116 s at
+# chunk 2 (0.90x; the same numbers up to float rounding: every claim equal to 6 digits, event times
+# within 2e-7); a k = 80 seed in 40 min alone against 2 h 29 min for a pair (partly under load).
+# (The fixed-step pipeline, without lockstep, was fastest at 2.) GPUs take what fits in memory.
+CPU_CHUNK = 1
 
 
 def default_chunk(cfg: C.Config, seeds: int, devices) -> tuple[int, str]:
