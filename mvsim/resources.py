@@ -135,7 +135,7 @@ def check_disk(plan, out: Path, done: dict[int, set] | None = None) -> None:
 
 # Seeds per compiled call on a CPU: one. On the GD clock a chunk runs as many steps as its slowest
 # seed (SL: 1.21x the mean at chunk 2 at k = 10, 1.10x for k = 80's first pair), and XLA's CPU
-# kernels already use every core for one seed. Measured on the idle 2-core CPU, two runs in
+# kernels already spread one seed over the cores (a k = 80 seed alone used 1.8 of 2). Measured on the idle 2-core CPU, two runs in
 # alternating order: `make run`'s 16 seeds in 101 and 103 s at chunk 1 against 110 and 116 s at
 # chunk 2 (0.90x; the same numbers up to float rounding: every claim equal to 6 digits, event times
 # within 2e-7); a k = 80 seed in 40 min alone against 2 h 29 min for a pair (partly under load).

@@ -49,7 +49,7 @@ def lams(method: str, cfg, times, seeds: int):
 def reference_lam(method, reference, times, seeds):
     """Plain GD's Lambda, computed once per process (the MRP one takes 10,000 steps)."""
     lam, n = lams(method, C.with_values(TINY, {**dict(reference), "train.max_steps": 50_000}),
-                   np.asarray(times), seeds)
+                  np.asarray(times), seeds)
     assert n[:, -1].max() < 50_000, "the plain-GD reference must reach its times"
     return lam
 

@@ -20,7 +20,7 @@ def test_mrp_shortcuts_match_plain_gd(rule):
     delta = 0.05
     finer = [{"mrp.step": rule, "train.delta": delta / 4}] if rule == "per_kernel" else []
     results = compare("mrp", {"mrp.step": "gd", "train.lr": 1.0},
-                       [{"mrp.step": rule, "train.delta": delta}] + finer, MRP_TIMES, seeds=16)
+                      [{"mrp.step": rule, "train.delta": delta}] + finer, MRP_TIMES, seeds=16)
     agree, med, mx, steps = results[0]
     assert agree >= 0.98  # measured 0.983 (per_kernel), 0.990 (adaptive)
     assert med <= delta / 10  # measured ~0.001
@@ -37,8 +37,8 @@ def test_mrp_per_kernel_runge_kutta_matches_plain_gd():
     1e-3), worst 0.032 of the largest Lambda (Euler 0.76), 472 steps (Euler 151). Not the default: on
     the default config a few kernels on the cap never come to rest (docs/results.md)."""
     (agree, med, mx, steps), = compare("mrp", {"mrp.step": "gd", "train.lr": 1.0},
-                                        [{"mrp.step": "per_kernel", "mrp.solver": "bosh3", "train.rtol": 1e-2}],
-                                        MRP_TIMES, seeds=16)
+                                       [{"mrp.step": "per_kernel", "mrp.solver": "bosh3", "train.rtol": 1e-2}],
+                                       MRP_TIMES, seeds=16)
     assert agree >= 0.98 and med <= 0.005
     assert mx <= 0.1  # an error bound Euler's default does not meet (0.76)
     assert steps < 1000  # against 10,000 steps of plain GD at lr 1
@@ -51,8 +51,8 @@ def test_coupled_mrp_variants_on_the_adaptive_step_match_plain_gd(variant):
     rate) take the global adaptive step; against plain GD at lr 1 over 8 seeds they agree on
     98.6% (EMA) and 99.3% (decoder) of captured (seed, feature, time) with median errors 0 and 0.0008."""
     (agree, med, _, steps), = compare("mrp", {**variant, "mrp.step": "gd", "train.lr": 1.0},
-                                       [{**variant, "mrp.step": "adaptive", "train.delta": 0.05}],
-                                       MRP_TIMES, seeds=8)
+                                      [{**variant, "mrp.step": "adaptive", "train.delta": 0.05}],
+                                      MRP_TIMES, seeds=8)
     assert agree >= 0.98
     assert med <= 0.05 / 10
     assert steps < 1000
