@@ -7,7 +7,9 @@ Each method of the default config (experiments/default.toml) runs to its horizon
 initial states as `methods.run_seed` (seeds 0..S-1, vmapped), once per setting, logging the
 Lambda table (every kernel against every feature) at the checkpoints. Fine-tuning starts from
 the reference MRP encoder. The reference is Bogacki-Shampine at rtol 1e-4 (MRP: Euler at delta/16); a second one
-at a finer tolerance says how far the reference itself is from the flow.
+at a finer tolerance says how far the reference itself is from the flow. The Runge-Kutta pairs run
+with the config's PI controller and, for comparison, Bogacki-Shampine with the integral controller
+(label 'I': icoeff 1, pcoeff 0, the default before the PI controller).
 
   evals/seed  gradient evaluations per seed (steps x evaluations per step, + 1 at the start;
               rejected steps count)
@@ -47,14 +49,25 @@ def settings(name):
     reference is Euler at delta / 16 (its Runge-Kutta runs do not reach the horizon: see the
     README, "Speed"); MRP's Bogacki-Shampine runs stop at MRP_CAP steps and say so."""
     key = "mrp.solver" if name == "mrp" else "train.solver"
-    euler = [{key: "euler", "train.delta": d} for d in (0.05, 0.025, 0.0125)]
+    euler = [{key: "euler", "train.delta": d} for d in (0.05, 0.035, 0.025, 0.0125)]
     heun = [{key: "heun", "train.rtol": r} for r in (1e-2, 3e-3)]
-    bosh3 = [{key: "bosh3", "train.rtol": r} for r in (3e-2, 1e-2, 3e-3, 1e-3)]
+    bosh3 = [{key: "bosh3", "train.rtol": r} for r in (1e-1, 5e-2, 1e-2, 1e-3)]  # the default PI controller
+    bosh3_i = [{key: "bosh3", "train.rtol": r, **INTEGRAL} for r in (1e-1, 3e-2, 1e-2, 1e-3)]
     if name == "mrp":
         ref = {key: "euler", "train.delta": 0.05 / 16}
-        return ref, {**ref, "train.delta": 0.05 / 32}, euler + [{**b, "train.max_steps": MRP_CAP} for b in bosh3[:2]]
+        return ref, {**ref, "train.delta": 0.05 / 32}, euler + [{**b, "train.max_steps": MRP_CAP} for b in bosh3[1:3]]
     ref = {key: "bosh3", "train.rtol": 1e-4}
-    return ref, {**ref, "train.rtol": 2.5e-5}, euler + heun + bosh3
+    return ref, {**ref, "train.rtol": 2.5e-5}, euler + heun + bosh3 + bosh3_i
+
+
+INTEGRAL = {"train.icoeff": 1.0, "train.pcoeff": 0.0}  # the integral controller (the default before PI)
+
+
+def controller(name, values):
+    """'motion' for Euler steps, else 'I' (integral) or 'PI' (the config's controller)."""
+    if values["mrp.solver" if name == "mrp" else "train.solver"] == "euler":
+        return "motion"
+    return "I" if values.get("train.pcoeff", C.Config().train.pcoeff) == 0 else "PI"
 
 
 MRP_CAP = 3000
@@ -112,7 +125,8 @@ def run_method(base, name, init_state, D, k_mask, S, out):
         cfg = C.with_values(base, values)
         solver = values[key]
         tol = values.get("train.rtol", values.get("train.delta"))
-        label = label or f"{solver} {tol:g}"
+        ctl = controller(name, values)
+        label = label or f"{solver}{'' if ctl == 'motion' else ' ' + ctl} {tol:g}"
         fn = runner(cfg, name)
         compiled, t_compile = common.aot(fn, init_state, D, k_mask)
         wall, (lam, n, W) = common.timed(compiled, init_state, D, k_mask)
@@ -122,7 +136,7 @@ def run_method(base, name, init_state, D, k_mask, S, out):
             ref_lam, W_ref = lam, W
         worst, med, agree = compare(lam, ref_lam, base.net.varrho)
         reached = bool(n.max() < cfg.train.max_steps)
-        rows.append({"method": name, "setting": label, "solver": solver, "tol": float(tol),
+        rows.append({"method": name, "setting": label, "solver": solver, "controller": ctl, "tol": float(tol),
                      "evals_per_seed": float(evals.mean()), "steps_per_seed": float(n.mean()),
                      "error": worst, "median": med, "capture_agree": agree, "wall_s": wall,
                      "compile_s": t_compile, "reached": reached})
@@ -145,12 +159,14 @@ def figure(sections, path):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(sections), figsize=(4.2 * len(sections), 3.6), squeeze=False)
     for ax, (name, rows) in zip(axes[0], sections.items()):
-        for solver, marker in (("euler", "o"), ("heun", "s"), ("bosh3", "^")):
+        for solver, ctl, marker in (("euler", "motion", "o"), ("heun", "PI", "s"), ("bosh3", "I", "v"),
+                                    ("bosh3", "PI", "^")):
             pts = [(r["evals_per_seed"], metric(name, r)) for r in rows
-                   if r["solver"] == solver and r["reached"] and "reference" not in r["setting"]]
+                   if r["solver"] == solver and r.get("controller", "I") == ctl and r["reached"]
+                   and "reference" not in r["setting"]]
             if pts:
                 x, y = zip(*sorted(pts))
-                ax.loglog(x, y, marker=marker, label=solver)
+                ax.loglog(x, y, marker=marker, label=solver if ctl == "motion" else f"{solver} ({ctl})")
         ref4 = [r for r in rows if r["setting"] == "finer reference"]
         if ref4 and metric(name, ref4[0]) > 0:
             ax.axhline(metric(name, ref4[0]), color="grey", lw=0.8, ls=":", label="reference vs a finer one")

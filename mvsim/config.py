@@ -131,10 +131,14 @@ class TrainConfig:
     solver: str = param("bosh3", "adaptive steps: 'euler' (Euler steps sized by train.delta) or an explicit "
                         "Runge-Kutta pair with error control at train.rtol: 'heun' (2nd order) or 'bosh3' "
                         "(3rd order); see mvsim/solver.py", choices=("euler", "heun", "bosh3"))
-    delta: float = param(0.05, "Euler steps: no kernel moves more than delta times its norm per step",
+    delta: float = param(0.035, "Euler steps: no kernel moves more than delta times its norm per step",
                          lo=0.0, hi=1.0, lo_open=True)
-    rtol: float = param(1e-2, "Runge-Kutta steps: each step's local error at most rtol times each kernel's "
+    rtol: float = param(5e-2, "Runge-Kutta steps: each step's local error at most rtol times each kernel's "
                         "norm (estimated by the embedded pair)", lo=0.0, hi=1.0, lo_open=True)
+    icoeff: float = param(0.6, "Runge-Kutta steps: the step-size controller's integral coefficient (diffrax's "
+                          "PIDController; icoeff 1, pcoeff 0: the integral controller)", lo=0.0, lo_open=True)
+    pcoeff: float = param(0.2, "Runge-Kutta steps: the controller's proportional coefficient: it damps the "
+                          "accept-grow-reject cycle of SL's fit (mvsim/solver.py, error_control)", lo=0.0)
     dt_max: float = param(1e12, "adaptive steps: largest step in GD time", lo=0.0, lo_open=True)
     lr: float = param(10.0, "plain GD step size (train.step or mrp.step = 'gd')", lo=0.0, lo_open=True)
     sl_time: float = param(1e10, "SL's horizon in GD time (sum of step sizes); also ensembles and distillation",

@@ -17,7 +17,7 @@ Step rules, each a step of that flow of size dt (GD time advances by dt); `Solve
   error bound shrinks the step there.
 * 'error' (train.solver = 'heun' or 'bosh3'): an explicit Runge-Kutta pair (`mvsim.solver`) whose
   embedded estimate bounds each step's local error by rtol times each kernel's norm; a step
-  over that is retried smaller (integral controller).
+  over that is retried smaller (PI controller, `solver.error_control`).
 
 Steps of the *joint* flow with a size that depends on the state follow the flow's path, and t,
 the sum of the steps, is the flow's time: a change of time of the same flow. Accuracy is set by
@@ -29,7 +29,8 @@ kernel's velocity depends on that kernel alone: MRP with a fixed diagonal decode
 stop-gradient data2vec teacher; `config._separable`). Then the joint flow is k*m independent
 flows, and re-timing each separately changes nothing but the times at which they are observed;
 every kernel is stepped until its own clock reads the checkpoint, so the state logged at a
-checkpoint is the flow's state at that GD time. MRP from a small init needs this: its gradient
+checkpoint is the flow's state at that GD time. A kernel goes on past a checkpoint without
+waiting for the others (`_run_rows`): each gradient pass serves every kernel with time to go. MRP from a small init needs this: its gradient
 scales like Lambda^(2q-1), so a global step is set by the fastest kernel while the others sit
 still for 1e8 of GD time.
 
@@ -58,6 +59,7 @@ class Clocked(NamedTuple):
     g: object  # the velocity dy/dt at `state` (the next step's first stage)
     lo: jax.Array  # the rounding error of t: GD time is t + lo (float32 alone stalls at t ~ 1e9)
     obs: object = None  # event margins of `state` (see `Events`; None: not watched)
+    ratio: jax.Array = None  # error / tolerance of the last accepted step ('error' rule; 1 before the first)
 
 
 # ---------------------------------------------------------------- step sizes
@@ -195,8 +197,9 @@ def log_times(checkpoints, horizon: float, extra=()) -> np.ndarray:
 
 class Solver(NamedTuple):
     """How a flow is stepped: `rule` 'gd' (plain GD at lr), 'motion' (Euler, delta) or 'error'
-    (the pair `tableau` at rtol); dt_max caps every step. Kernels at rest on the norm cap (see
-    `at_rest`) are detected at rest_tol (delta^2 for 'motion', rtol for 'error')."""
+    (the pair `tableau` at rtol, its PI controller's icoeff and pcoeff: `solver.error_control`);
+    dt_max caps every step. Kernels at rest on the norm cap (see `at_rest`) are detected at
+    rest_tol (delta^2 for 'motion', rtol for 'error')."""
 
     rule: str
     tableau: rk.Tableau
@@ -204,6 +207,8 @@ class Solver(NamedTuple):
     delta: float
     rtol: float
     dt_max: float
+    icoeff: float = 1.0
+    pcoeff: float = 0.0
 
     @property
     def rest_tol(self):
@@ -233,7 +238,7 @@ def make_step(field, move, rel, sol: Solver, rest=None):
         v, obs = field(y, jnp.asarray(0, jnp.int32))
         first = rk.first_step(rel(y, v), sol.rest_tol, sol.dt_max)
         h = jnp.broadcast_to(jnp.asarray(sol.lr, jnp.float32), t0.shape) if sol.rule == "gd" else first
-        return Clocked(y, t0, jnp.asarray(0, jnp.int32), h + t0, t0, v, t0, obs)
+        return Clocked(y, t0, jnp.asarray(0, jnp.int32), h + t0, t0, v, t0, obs, 1.0 + t0)
 
     def step(c: Clocked, target):
         to_go = jnp.maximum(left(c, target), 0.0)
@@ -241,8 +246,12 @@ def make_step(field, move, rel, sol: Solver, rest=None):
         dt = jnp.minimum(c.h, to_go)
         moving_dt = jnp.where(resting, 0.0, dt)
         y, err, v, obs, ks = rk.rk_step(field, move, tab, c.state, c.g, moving_dt, c.n)
+        ratio = c.ratio
         if sol.rule == "error":
-            accept, h = rk.error_control(rel(c.state, err) / sol.rtol, moving_dt, c.h, tab.order, sol.dt_max)
+            tried = rel(c.state, err) / sol.rtol
+            accept, h = rk.error_control(tried, c.ratio, moving_dt, c.h, tab.order, sol.dt_max, sol.icoeff,
+                                         sol.pcoeff)
+            ratio = jnp.where(accept & (moving_dt > 0), tried, c.ratio)
             if rest is not None:  # rows that may come to rest: keep their stiff modes damped (`rk.stiffness`)
                 dk, dy = rk.stiffness(tab, ks, moving_dt)
                 rho = rel(c.state, dk) / jnp.maximum(rel(c.state, dy), 1e-30)
@@ -258,7 +267,7 @@ def make_step(field, move, rel, sol: Solver, rest=None):
         h = jnp.where(resting, jnp.inf, h)
         t, lo = advance(c.t, c.lo, jnp.where(accept, dt, 0.0), target)
         return Clocked(_where(accept, y, c.state), t, c.n + 1, h, jnp.where(accept, moving_dt, c.dt),
-                       _where(accept, v, c.g), lo, None if obs is None else _where(accept, obs, c.obs))
+                       _where(accept, v, c.g), lo, None if obs is None else _where(accept, obs, c.obs), ratio)
 
     return init, step
 
@@ -266,17 +275,19 @@ def make_step(field, move, rel, sol: Solver, rest=None):
 def run_clocked(step: Callable, c: Clocked, times: np.ndarray, max_steps: int, log: Callable):
     """Run `step` from `c` until the clock reads each of `times` in turn; log there.
 
-    step(Clocked, target) -> Clocked takes one step towards GD time `target` (never past it); see
-    `make_step`. The clock is () or per row (R,). Stops stepping after max_steps in all, so that a
-    run that cannot reach its horizon still ends; its `t` then says how far it got. When the
-    Clocked carries event margins (`obs`), their first crossings of 0 are timed inside the step
-    where they happen (`Events`).
+    step(Clocked, target) -> Clocked takes one step towards GD time `target` (() or (R,); never
+    past it); see `make_step`. The clock is () or per row (R,); with a clock per row see
+    `_run_rows`. Stops stepping after max_steps in all, so that a run that cannot reach its
+    horizon still ends; its `t` then says how far it got. When the Clocked carries event margins
+    (`obs`), their first crossings of 0 are timed inside the step where they happen (`Events`).
     Returns (final Clocked, logs stacked over times (leading axis len(times)), t at each log
-    (len(times),) or (len(times), R), steps at each log, first crossing times like the margins
-    (None without them)).
+    (len(times),) or (len(times), R), steps at each log (len(times),), first crossing times like
+    the margins (None without them)).
     """
     watching = c.obs is not None
     ev = observe(no_events(c.obs, c.t), c.t, c.obs) if watching else None
+    if jnp.ndim(c.t) == 1:
+        return _run_rows(step, c, ev, times, max_steps, log)
     target_of = jnp.asarray(times, jnp.float32)
 
     def body(carry, target):
@@ -297,3 +308,45 @@ def run_clocked(step: Callable, c: Clocked, times: np.ndarray, max_steps: int, l
     (c, ev), rest = jax.lax.scan(reach, (c, ev), target_of[1:])
     logs, ts, ns = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
     return c, logs, ts, ns, (ev.t if watching else None)
+
+
+def _run_rows(step, c: Clocked, ev, times, max_steps: int, log):
+    """`run_clocked` with a clock per row: every row goes on past a checkpoint without waiting.
+
+    Each row steps towards its own next time of `times` (the step lands it there exactly) and
+    keeps its state there; a row never waits for the others, so a gradient pass serves every row
+    that still has time to go (waiting at each checkpoint for the slowest row tripled MRP's passes:
+    a third of the rows moved per pass). Every leaf of the state has the rows as its leading axis;
+    the log at time j is `log` of the rows' states kept at j, taken after the loop (one time at a
+    time, `lax.map`). Rows that a max_steps stop leaves short of a time are kept there as they are,
+    with the GD time they reached. Steps at each log: the pass at which its last row reached it.
+    """
+    T, R = len(times), c.t.shape[0]
+    target_of = jnp.asarray(times, jnp.float32)
+    rows = jnp.arange(R)
+    watching = ev is not None
+    kept = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (T,) + x.shape), c.state)  # time 0 in row 0
+    t_kept = jnp.broadcast_to(c.t, (T, R))
+    n_kept = jnp.zeros(T, jnp.int32)
+    nxt = jnp.ones(R, jnp.int32)  # each row's next log time (times[0] = 0 is its initial state)
+
+    def body(carry):
+        c, ev, nxt, kept, t_kept, n_kept = carry
+        j = jnp.minimum(nxt, T - 1)  # rows past the last time step by 0 towards it
+        c = step(c, target_of[j])
+        hit = (nxt < T) & (c.t >= target_of[j])
+        put = lambda K, x: K.at[j, rows].set(jnp.where(rk.lead(hit, x), x, K[j, rows]))
+        kept = jax.tree_util.tree_map(put, kept, c.state)
+        t_kept = put(t_kept, c.t)
+        n_kept = n_kept.at[j].max(jnp.where(hit, c.n, 0))
+        ev = observe(ev, c.t, c.obs) if watching else None
+        return c, ev, nxt + hit, kept, t_kept, n_kept
+
+    more = lambda carry: jnp.any(carry[2] < T) & (carry[0].n < max_steps)
+    c, ev, nxt, kept, t_kept, n_kept = jax.lax.while_loop(more, body, (c, ev, nxt, kept, t_kept, n_kept))
+    short = jnp.arange(T)[:, None] >= nxt[None, :]  # (T, R): times a row did not reach (max_steps)
+    fill = lambda K, x: jnp.where(rk.lead(short, K), x[None], K)
+    kept = jax.tree_util.tree_map(fill, kept, c.state)
+    t_kept = fill(t_kept, c.t)
+    n_kept = jnp.where(jnp.any(short, axis=1), c.n, n_kept)
+    return c, jax.lax.map(log, kept), t_kept, n_kept, (ev.t if watching else None)

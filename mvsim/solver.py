@@ -128,16 +128,23 @@ def first_step(speed, rtol, dt_max):
     return jnp.minimum(jnp.where(speed > 0, rtol / jnp.maximum(speed, 1e-30), dt_max), dt_max)
 
 
-def error_control(ratio, dt, h, order, dt_max, safety=0.9, shrink=0.2, grow=10.0):
-    """Integral controller on an embedded error estimate (diffrax's PIDController defaults).
+def error_control(ratio, ratio_prev, dt, h, order, dt_max, icoeff, pcoeff, safety=0.9, shrink=0.2, grow=10.0):
+    """PI controller on an embedded error estimate (diffrax's PIDController without its D term).
 
-    ratio: local error / tolerance of the step just tried (() or (R,)); dt: its size; h: the
-    proposal it came from (dt < h when it was clipped to land on a checkpoint). The step is kept
-    when ratio <= 1. Next proposal: dt * safety * ratio**(-1/order), within [shrink, grow] x dt;
-    a kept step clipped to a checkpoint does not shrink the proposal. Rows that did not step
-    (dt = 0) keep theirs. Returns (accept, next proposal).
+    ratio: local error / tolerance of the step just tried (() or (R,)); ratio_prev: that of the
+    last accepted step (1 before the first); dt: its size; h: the proposal it came from (dt < h
+    when it was clipped to land on a checkpoint). The step is kept when ratio <= 1. Next proposal:
+    dt * safety * ratio**(-(icoeff + pcoeff)/order) * ratio_prev**(pcoeff/order), within [shrink,
+    grow] x dt (pcoeff = 0, icoeff = 1: the integral controller). The pcoeff term damps the
+    accept-grow-reject cycle of an integral controller where the error grows faster than dt**order
+    (near the stability edge, or where the field is only C^1: sReLU's kinks), at the price of
+    slower growth where the error is far below tolerance (Gustafsson 1991; Hairer & Wanner,
+    Solving ODEs II, IV.2). A kept step clipped to a checkpoint does not shrink the proposal. Rows
+    that did not step (dt = 0) keep theirs. Returns (accept, next proposal).
     """
-    factor = jnp.clip(safety * jnp.maximum(ratio, 1e-12) ** (-1.0 / order), shrink, grow)
+    tiny = lambda r: jnp.maximum(r, 1e-12)
+    factor = safety * tiny(ratio) ** (-(icoeff + pcoeff) / order) * tiny(ratio_prev) ** (pcoeff / order)
+    factor = jnp.clip(factor, shrink, grow)
     accept = ratio <= 1.0
     h_new = dt * jnp.where(accept, factor, jnp.minimum(factor, 0.9))
     h_new = jnp.where(accept & (dt < h), jnp.maximum(h_new, h), h_new)
