@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 AGAINST ?= ac84aba
 
-.PHONY: run test bench bench-k bench-solvers study install clean
+.PHONY: run test bench bench-k bench-solvers bench-sweep study install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py --chunks 1,2 --seeds 2 $$against --out benchmarks/results.new.json
 	$(PY) benchmarks/report.py benchmarks/results.new.json
 	mv benchmarks/results.new.json benchmarks/results.json
+
+# make run's sweep here against AGAINST, alternating, warm compile caches (about 10 min on 2 cores).
+bench-sweep: $(STAMP)
+	$(PY) benchmarks/sweep_wall.py --against $(AGAINST) --rounds 2 --out benchmarks/results_sweep.json
 
 # Accuracy against cost of each step rule (Euler at delta, Heun and Bogacki-Shampine at rtol; 2 seeds of
 # the default, each method to its horizon against a tight reference): benchmarks/results_solvers.json and

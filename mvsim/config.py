@@ -92,9 +92,9 @@ class MrpConfig:
     decoder_init: float = param(1.0, "initial decoder scale b (diag) or b * identity (full)")
     decoder_lr: float = param(0.0, "decoder's rate against the kernels' (dB/dt = -decoder_lr dL/dB; 0: fixed)",
                               lo=0.0)
-    solver: str = param("euler", "MRP's adaptive steps (see train.solver). Euler by default: with a Runge-Kutta "
-                        "pair, kernels on the norm cap are held to steps ~ 1/(their stiffness), 3 evaluations "
-                        "each: ~4x Euler's cost (docs/results.md)", choices=("euler", "heun", "bosh3"))
+    solver: str = param("euler", "MRP's adaptive steps (see train.solver). Euler by default, validated through "
+                        "the capture phase; Bogacki-Shampine with the PI controller now costs about as much "
+                        "(docs/results.md) but is not yet validated as the default", choices=("euler", "heun", "bosh3"))
     step: str = param("per_kernel", "kernel steps: per-kernel adaptive with per-kernel GD clocks (exact only "
                       "for a fixed diagonal decoder and a stop-gradient data2vec teacher), the global adaptive "
                       "step, or plain GD at train.lr", choices=("per_kernel", "adaptive", "gd"))

@@ -134,7 +134,8 @@ class Method:
         ft_from column).
     width(cfg): samples x kernels of its widest forward pass (the pre-activations that dominate
         memory at large k); logged(cfg): floats it keeps per seed beyond its records (MRP's encoders
-        at every log time, the ensemble's members and logits).
+        at every log time, twice: its loop keeps them until the logs are taken; the ensemble's
+        members and logits).
     label, colour, marker: its look in every figure (Okabe-Ito colours: colour-blind safe);
         on_time_figure: drawn in the time figure (time.png).
     """
@@ -163,6 +164,12 @@ def _sl_width(cfg: Config) -> int:
 
 def _encoder(cfg: Config) -> int:
     return cfg.k_pre * cfg.net.m
+
+
+def _mrp_logged(cfg: Config) -> int:
+    """MRP's encoder at every log time, twice: kept by the per-kernel loop (`flow._run_rows`) and
+    logged for fine-tuning."""
+    return 2 * len(E.mrp_times(cfg)) * _encoder(cfg) * cfg.data.d
 
 
 def _ensemble_logged(cfg: Config) -> int:
@@ -198,8 +205,7 @@ def _kd(key, D, cfg, before):
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sl", _sl, E.sl_times, 1, "SL", "#D55E00", "o", width=_sl_width, on_time_figure=True),
     Method("mrp", _mrp, E.mrp_times, 2, "MRP (pretrained)", "#56B4E9", "s",
-           width=lambda cfg: cfg.data.n_pretrain * _encoder(cfg),
-           logged=lambda cfg: len(E.mrp_times(cfg)) * _encoder(cfg) * cfg.data.d, on_time_figure=True),
+           width=lambda cfg: cfg.data.n_pretrain * _encoder(cfg), logged=_mrp_logged, on_time_figure=True),
     Method("mrp_ft", _mrp_ft, E.ft_times, 3, "MRP+FT", "#0072B2", "^", starts=lambda cfg: tuple(cfg.train.ft_from),
            width=lambda cfg: (max(cfg.data.n_train * len(cfg.train.ft_from), cfg.data.n_test)
                               * (_encoder(cfg) + cfg.data.k * cfg.ft.fresh)),

@@ -39,13 +39,16 @@ def bytes_per_seed(cfg: C.Config) -> int:
     * the widest (n, P, R) pre-activations of any method (`Method.width`: samples x kernels),
       WIDE_COPIES times over (activations, their derivatives and gradients live at once);
     * what the methods keep beyond their records (`Method.logged`: MRP's encoder W at every MRP log
-      time, to start fine-tuning from; the ensemble's members and logits);
+      time, kept by its per-kernel loop and logged to start fine-tuning from; the ensemble's members
+      and logits);
     * the records: per method, run and log time, the feature tables (4 x k x L) and the scalars.
 
-    Calibrated on XLA's own count (compile().memory_analysis(), temp bytes, chunk 1): 166 MiB for
-    the default config (194 here), 328 MiB with every n doubled (385 here), 168 MiB with net.m
-    doubled (223 here), 249 MiB at k = 20 (experiments/k20.toml: 323 here) and 2,576 MiB at
-    k = 80 (experiments/k80.toml: 2,544 here; the pre-activations, 300 MiB a copy, fix WIDE_COPIES).
+    Calibrated on XLA's own count (compile().memory_analysis(), temp bytes, chunk 1; measured on the
+    clock before per-kernel loops kept MRP's encoders, which adds 2 MiB at k = 10 and 30 MiB at k =
+    80 here): 166 MiB for the default config (196 here), 328 MiB with every n doubled (387 here), 168
+    MiB with net.m doubled (228 here), 249 MiB at k = 20 (experiments/k20.toml: 328 here) and 2,576
+    MiB at k = 80 (experiments/k80.toml: 2,574 here; the pre-activations, 300 MiB a copy, fix
+    WIDE_COPIES).
     The data sets dominate up to k = 20. Chunk 2 doubles each count exactly."""
     from mvsim.experiment import record_floats
     from mvsim.methods import enabled

@@ -71,7 +71,8 @@ def train_sl(W, train: Dataset, cfg: Config, times, log, teacher_logits=None, wa
     k, m, d = W.shape
     rel = lambda W, e: flow.row_speed(W.reshape(k * m, d), e.reshape(k * m, d), cfg.net.sigma_0).max()
     init, step = flow.make_step(field, _axpy, rel, solver(cfg, cfg.train.step))
-    return flow.run_clocked(step, init(W), times, cfg.train.max_steps, log)
+    at = (lambda W: watch(W, nets.sl_logits(train.x, W, q, varrho))) if watch else None
+    return flow.run_clocked(step, init(W), times, cfg.train.max_steps, log, dense=cfg.train.step != "gd", watch=at)
 
 
 # ---------------------------------------------------------------- mask-reconstruction pretraining (P1)
@@ -185,8 +186,11 @@ def train_ft(W, train: Dataset, cfg: Config, times, log, watch=None):
     codes = nets.encode(train.x, W, q, varrho) if cfg.ft.mode == "head" else None
     rate = {"W": t.ft_kernel_lr if cfg.ft.mode == "full" else 0.0, "A": t.ft_lr}
 
+    def logits_of(p):
+        return codes @ p["A"].T if cfg.ft.mode == "head" else nets.ft_logits(p, train.x, q, varrho)
+
     def loss(p):
-        logits = codes @ p["A"].T if cfg.ft.mode == "head" else nets.ft_logits(p, train.x, q, varrho)
+        logits = logits_of(p)
         return nets.cross_entropy(logits, train.y), logits
 
     def field(p, n):
@@ -195,4 +199,5 @@ def train_ft(W, train: Dataset, cfg: Config, times, log, watch=None):
 
     moving = {"A": 1.0, "W": cfg.net.sigma_0} if cfg.ft.mode == "full" else {"A": 1.0}
     init, step = flow.make_step(field, _axpy, _rel(moving), solver(cfg, t.step))
-    return flow.run_clocked(step, init(params), times, t.max_steps, log)
+    at = (lambda p: watch(p, logits_of(p))) if watch else None
+    return flow.run_clocked(step, init(params), times, t.max_steps, log, dense=t.step != "gd", watch=at)
