@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 AGAINST ?= ac84aba
 
-.PHONY: run test bench bench-k bench-solvers bench-sweep study install clean
+.PHONY: run test bench bench-k bench-blocks bench-solvers bench-sweep study install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-sweep: $(STAMP)
 # the README's figure docs/figures/solver_front.png. About 15 min on 2 cores.
 bench-solvers: $(STAMP)
 	$(PY) benchmarks/solvers.py --seeds 2 --out benchmarks/results_solvers.json --fig docs/figures/solver_front.png
+
+# One gradient of each method, whole batch against sample blocks (train.n_blocks), at k = 10-80:
+# benchmarks/results_blocks.json. About 5 min on 2 cores.
+bench-blocks: $(STAMP)
+	$(PY) benchmarks/blocks.py --out benchmarks/results_blocks.json
 
 # Cost per step and FLOP/s at each k of the study (30 steps per method, one seed), into
 # benchmarks/results_k.json (one section per k).

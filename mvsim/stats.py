@@ -13,9 +13,10 @@ import pandas as pd
 
 def t_quantile(p: float, df: int) -> float:
     """Quantile of Student's t with df degrees of freedom (scipy, which jax depends on; imported on
-    first use so that loading results stays light)."""
-    from scipy.stats import t as student_t
-    return float(student_t.ppf(p, df))
+    first use so that loading results stays light; scipy.special, not scipy.stats: 0.08 s against
+    0.56 s to import, a sweep's claims need no more)."""
+    from scipy.special import stdtrit
+    return float(stdtrit(df, p))
 
 
 def fit_line(x, y, level: float = 0.95) -> dict:

@@ -191,6 +191,40 @@ def test_mrp_loss_gradient(target, decoder):
         fd_check(lambda p: nets.mrp_loss(p, teacher, x, keep, 3, 0.5, target, decoder), params)
 
 
+@pytest.mark.parametrize("target, decoder", [("data2vec", "diag"), ("data2vec", "full"), ("mae", "diag")])
+def test_expected_mrp_loss_gradient(target, decoder):
+    # the diagonal data2vec loss runs through `pooled_moments` and its hand-written VJP
+    with x64():
+        n, P, d, R = 4, 5, 6, 5
+        x = tiny(12, n, P, d)
+        W = rand(13, (R, d), 0.8, jnp.float64)
+        pre = np.asarray(nets.preact(x, W))
+        assert (pre > 0.5).any() and ((pre > 0) & (pre < 0.5)).any() and (pre < 0).any()
+        teacher = rand(14, (R, d), 0.8, jnp.float64)
+        if target == "mae":
+            params = {"W": W, "D": rand(16, (R, d), 0.5, jnp.float64)}
+        elif decoder == "diag":
+            params = {"W": W, "B": 1.0 + rand(16, (R,), 0.3, jnp.float64)}
+        else:
+            params = {"W": W, "B": jnp.eye(R) + rand(16, (R, R), 0.3, jnp.float64)}
+        fd_check(lambda p: nets.mrp_loss_expected(p, teacher, x, 0.4, 3, 0.5, target, decoder), params)
+
+
+def test_pooled_moments_gradient_under_jit():
+    # its own VJP against autodiff of the plain sums, in z and in a traced varrho (the sweep traces it)
+    with x64():
+        z = rand(20, (3, 5, 4), 1.0, jnp.float64)
+        c_s, c_q = rand(21, (3, 4), 1.0, jnp.float64), rand(22, (3, 4), 1.0, jnp.float64)
+
+        def via(moments):
+            return jax.jit(jax.grad(lambda z, v: jnp.sum(c_s * moments(z, v)[0] + c_q * moments(z, v)[1]),
+                                    argnums=(0, 1)))(z, 0.5)
+
+        plain = lambda z, v: (nets.srelu(z, 3, v).sum(axis=1), (nets.srelu(z, 3, v) ** 2).sum(axis=1))
+        for a, b in zip(via(lambda z, v: nets.pooled_moments(z, 3, v)), via(plain)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-15)
+
+
 def test_mrp_teacher_is_stop_gradient():
     # differentiating through a teacher that *is* the student's W gives the same gradient as a
     # constant teacher: no gradient flows into the target
@@ -200,11 +234,19 @@ def test_mrp_teacher_is_stop_gradient():
         params = {"W": rand(18, (R, d), 0.8, jnp.float64), "B": 0.7 * jnp.ones(R, jnp.float64)}
         keep = bern(19, (n, P), 0.5, jnp.float64)
         W0 = params["W"]
-        g_tied, g_const = jax.jit(lambda p: (
+        g_tied, g_const, g_none = jax.jit(lambda p: (
             jax.grad(lambda p: nets.mrp_loss(p, p["W"], x, keep, 3, 0.5, "data2vec", "diag"))(p),
-            jax.grad(nets.mrp_loss)(p, W0, x, keep, 3, 0.5, "data2vec", "diag")))(params)
-        np.testing.assert_allclose(np.asarray(g_tied["W"]), np.asarray(g_const["W"]), rtol=1e-12)
-        np.testing.assert_allclose(np.asarray(g_tied["B"]), np.asarray(g_const["B"]), rtol=1e-12)
+            jax.grad(nets.mrp_loss)(p, W0, x, keep, 3, 0.5, "data2vec", "diag"),
+            jax.grad(nets.mrp_loss)(p, None, x, keep, 3, 0.5, "data2vec", "diag")))(params)
+        for g in (g_const, g_none):  # None: the student's own activations, held constant
+            np.testing.assert_allclose(np.asarray(g_tied["W"]), np.asarray(g["W"]), rtol=1e-12)
+            np.testing.assert_allclose(np.asarray(g_tied["B"]), np.asarray(g["B"]), rtol=1e-12)
+        # the same for the expected loss (the pooled moments' own VJP)
+        e_const, e_none = jax.jit(lambda p: (
+            jax.grad(nets.mrp_loss_expected)(p, W0, x, 0.5, 3, 0.5, "data2vec", "diag"),
+            jax.grad(nets.mrp_loss_expected)(p, None, x, 0.5, 3, 0.5, "data2vec", "diag")))(params)
+        for name in ("W", "B"):
+            np.testing.assert_allclose(np.asarray(e_none[name]), np.asarray(e_const[name]), rtol=1e-12)
 
 
 def test_ft_loss_gradient():

@@ -37,7 +37,10 @@ def lam_log(V, L):
     return lambda W: metrics.lam_sl(W, V, L)
 
 
-def test_train_sl_by_plain_gd_equals_a_python_loop(tiny_sl):
+@pytest.mark.parametrize("elements", [2**20, 500])  # 1 block; 5 blocks of 12 samples (12 P R = 432)
+def test_train_sl_by_plain_gd_equals_a_python_loop(tiny_sl, monkeypatch, elements):
+    monkeypatch.setattr(train, "BLOCK_ELEMENTS", elements)
+    monkeypatch.setattr(train, "UNBLOCKED_UP_TO", elements)
     cfg, V, ds, W0 = tiny_sl
     cfg = with_values(cfg, {"train.step": "gd"})
     q, varrho = cfg.net.q, cfg.net.varrho
@@ -55,6 +58,42 @@ def test_train_sl_by_plain_gd_equals_a_python_loop(tiny_sl):
     logged.append(metrics.lam_sl(Wl, V, cfg.data.L))
     np.testing.assert_allclose(np.asarray(c.state), np.asarray(Wl), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.asarray(lam), np.stack(logged), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("nb", [2, 7])  # 7 blocks of 9 samples: 3 padding samples
+def test_blocked_gradients_are_the_full_batch_gradients(tiny_sl, nb):
+    """Each method's gradient summed over sample blocks (with zero padding) equals the full-batch
+    gradient of its mean loss, and the per-sample aux (logits) comes back in order."""
+    cfg, V, ds, W0 = tiny_sl
+    q, vr = cfg.net.q, cfg.net.varrho
+    n = ds.x.shape[0]
+    teacher = jax.random.normal(jax.random.PRNGKey(2), (n, 3))
+    R, d = 6, ds.x.shape[-1]
+    Wm = W0.reshape(R, d) * 3.0  # larger: pre-activations on every piece of sReLU
+    keep = train.mask(jax.random.PRNGKey(3), n, ds.x.shape[1], 0.5)
+    mrp = {"W": Wm, "B": jnp.linspace(0.5, 1.5, R)}
+    ft = {"W": Wm, "A": jax.random.normal(jax.random.PRNGKey(4), (3, R))}
+    cases = [  # (loss of (params, x, y, extra), params, extra)
+        (lambda W, x, y, t: nets.cross_entropy(nets.sl_logits(x, W, q, vr), y), W0, None),
+        (lambda W, x, y, t: nets.distill_loss(W, x, y, t, q, vr, 2.0, 0.5), W0, teacher),
+        (lambda p, x, y, t: nets.mrp_loss_expected(p, None, x, 0.5, q, vr, "data2vec", "diag"), mrp, None),
+        (lambda p, x, y, t: nets.mrp_loss(p, None, x, t, q, vr, "data2vec", "diag"), mrp, keep),
+        (lambda p, x, y, t: nets.ft_loss(p, x, y, q, vr), ft, None),
+    ]
+    for loss, params, extra in cases:
+        full = jax.grad(loss)(params, ds.x, ds.y, extra)
+        blocks = train.sample_blocks((ds.x, ds.y, extra), nb)
+        g, aux = train.blocked_grad(lambda p, b: (loss(p, *b), b[0].sum(axis=(1, 2))), params, blocks, n)
+        for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(full)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(aux), np.asarray(ds.x.sum(axis=(1, 2))), rtol=1e-6)
+
+
+def test_blocks_count_pre_activations():
+    cpu = jax.default_backend() == "cpu"
+    assert train.n_blocks(500, 16, 100) == 1  # k = 10: small enough for one block
+    assert train.n_blocks(6063, 16, 800) == (75 if cpu else 1)  # k = 80: blocks of 81 samples
+    assert train.n_blocks(3, 16, 10**6) == (3 if cpu else 1)  # at most one per sample
 
 
 def test_adaptive_sl_lowers_the_loss_and_lands_on_its_checkpoints(tiny_sl):
