@@ -173,12 +173,16 @@ def test_sl_loss_gradient(q):
         fd_check(lambda W: nets.sl_loss(W, x, y, q, 0.5), W)
 
 
+@pytest.mark.parametrize("expected", [False, True])
 @pytest.mark.parametrize("target, decoder", [("data2vec", "diag"), ("data2vec", "full"), ("mae", "diag")])
-def test_mrp_loss_gradient(target, decoder):
+def test_mrp_loss_gradient(target, decoder, expected):
+    # under one mask, and over all masks (the diagonal data2vec loss: `pooled_moments` and its own VJP)
     with x64():
         n, P, d, R = 4, 5, 6, 5
         x = tiny(12, n, P, d)
         W = rand(13, (R, d), 0.8, jnp.float64)
+        pre = np.asarray(nets.preact(x, W))
+        assert (pre > 0.5).any() and ((pre > 0) & (pre < 0.5)).any() and (pre < 0).any()
         teacher = rand(14, (R, d), 0.8, jnp.float64)
         keep = bern(15, (n, P), 0.5, jnp.float64)
         assert 0 < float(keep.mean()) < 1
@@ -188,26 +192,10 @@ def test_mrp_loss_gradient(target, decoder):
             params = {"W": W, "B": 1.0 + rand(16, (R,), 0.3, jnp.float64)}
         else:
             params = {"W": W, "B": jnp.eye(R) + rand(16, (R, R), 0.3, jnp.float64)}
-        fd_check(lambda p: nets.mrp_loss(p, teacher, x, keep, 3, 0.5, target, decoder), params)
-
-
-@pytest.mark.parametrize("target, decoder", [("data2vec", "diag"), ("data2vec", "full"), ("mae", "diag")])
-def test_expected_mrp_loss_gradient(target, decoder):
-    # the diagonal data2vec loss runs through `pooled_moments` and its hand-written VJP
-    with x64():
-        n, P, d, R = 4, 5, 6, 5
-        x = tiny(12, n, P, d)
-        W = rand(13, (R, d), 0.8, jnp.float64)
-        pre = np.asarray(nets.preact(x, W))
-        assert (pre > 0.5).any() and ((pre > 0) & (pre < 0.5)).any() and (pre < 0).any()
-        teacher = rand(14, (R, d), 0.8, jnp.float64)
-        if target == "mae":
-            params = {"W": W, "D": rand(16, (R, d), 0.5, jnp.float64)}
-        elif decoder == "diag":
-            params = {"W": W, "B": 1.0 + rand(16, (R,), 0.3, jnp.float64)}
+        if expected:
+            fd_check(lambda p: nets.mrp_loss_expected(p, teacher, x, 0.4, 3, 0.5, target, decoder), params)
         else:
-            params = {"W": W, "B": jnp.eye(R) + rand(16, (R, R), 0.3, jnp.float64)}
-        fd_check(lambda p: nets.mrp_loss_expected(p, teacher, x, 0.4, 3, 0.5, target, decoder), params)
+            fd_check(lambda p: nets.mrp_loss(p, teacher, x, keep, 3, 0.5, target, decoder), params)
 
 
 def test_pooled_moments_gradient_under_jit():
