@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,13 +29,9 @@ from mvsim import config as C  # noqa: E402
 from mvsim import experiment, nets, regime, train  # noqa: E402
 
 
-def best(fn, *args, n=10):
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        common.block(fn(*args))
-        times.append(time.perf_counter() - t)
-    return min(times)
+def best(fn, *args):
+    """Best wall seconds of 10 single calls."""
+    return common.best_of(fn, *args, repeats=10, min_time=0.0)[0]
 
 
 def losses(cfg, D, key):

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from mvsim import config as C
+from mvsim import train
 
 # ---------------------------------------------------------------- memory and disk, before compiling
 
@@ -35,7 +36,9 @@ def bytes_per_seed(cfg: C.Config) -> int:
     methods (`mvsim.methods`: each enabled method's `width`, `logged`, log times and runs):
 
     * the data sets: train, train with fresh noise, pretraining and two test sets, each (n, P, d),
-      three times over (XLA keeps copies of the inputs the methods transform);
+      three times over (XLA keeps copies of the inputs the methods transform), and once more the
+      training and pretraining sets when the gradients run in sample blocks (their zero-padded
+      copies; `train.n_blocks`: on a CPU at k = 40 and 80);
     * the widest (n, P, R) pre-activations of any method (`Method.width`: samples x kernels),
       WIDE_COPIES times over (activations, their derivatives and gradients live at once);
     * what the methods keep beyond their records (`Method.logged`: MRP's encoder W at every MRP log
@@ -48,18 +51,20 @@ def bytes_per_seed(cfg: C.Config) -> int:
     80 here): 166 MiB for the default config (196 here), 328 MiB with every n doubled (387 here), 168
     MiB with net.m doubled (228 here), 249 MiB at k = 20 (experiments/k20.toml: 328 here) and 2,576
     MiB at k = 80 (experiments/k80.toml: 2,574 here; the pre-activations, 300 MiB a copy, fix
-    WIDE_COPIES).
+    WIDE_COPIES). With the gradients in sample blocks XLA counts 2,723 MiB at k = 80 (2,811 here).
     The data sets dominate up to k = 20. Chunk 2 doubles each count exactly."""
     from mvsim.experiment import record_floats
     from mvsim.methods import enabled
 
     d = cfg.data
     methods = enabled(cfg)
-    samples = 2 * d.n_train + d.n_pretrain + 2 * d.n_test
+    samples = 3 * (2 * d.n_train + d.n_pretrain + 2 * d.n_test)
+    if train.n_blocks(d.n_pretrain, d.P, cfg.k_pre * cfg.net.m) > 1:
+        samples += d.n_train + d.n_pretrain
     widest = max(m.width(cfg) for m in methods)
     records = sum(len(m.times(cfg)) * m.runs(cfg) for m in methods) * record_floats(cfg)
     logged = sum(m.logged(cfg) for m in methods)
-    floats = 3 * samples * d.P * d.d + WIDE_COPIES * d.P * widest + logged + records
+    floats = samples * d.P * d.d + WIDE_COPIES * d.P * widest + logged + records
     return 4 * floats
 
 

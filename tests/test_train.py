@@ -63,13 +63,16 @@ def test_train_sl_by_plain_gd_equals_a_python_loop(tiny_sl, monkeypatch, element
 @pytest.mark.parametrize("nb", [2, 7])  # 7 blocks of 9 samples: 3 padding samples
 def test_blocked_gradients_are_the_full_batch_gradients(tiny_sl, nb):
     """Each method's gradient summed over sample blocks (with zero padding) equals the full-batch
-    gradient of its mean loss, and the per-sample aux (logits) comes back in order."""
+    gradient of its mean loss, and the per-sample aux (here each sample's patch sum) comes back in
+    order, without the padding."""
     cfg, V, ds, W0 = tiny_sl
     q, vr = cfg.net.q, cfg.net.varrho
     n = ds.x.shape[0]
     teacher = jax.random.normal(jax.random.PRNGKey(2), (n, 3))
     R, d = 6, ds.x.shape[-1]
     Wm = W0.reshape(R, d) * 3.0  # larger: pre-activations on every piece of sReLU
+    pre = np.asarray(nets.preact(ds.x, Wm))
+    assert (pre < 0).any() and ((pre > 0) & (pre < vr)).any() and (pre > vr).any()
     keep = train.mask(jax.random.PRNGKey(3), n, ds.x.shape[1], 0.5)
     mrp = {"W": Wm, "B": jnp.linspace(0.5, 1.5, R)}
     ft = {"W": Wm, "A": jax.random.normal(jax.random.PRNGKey(4), (3, R))}
