@@ -9,7 +9,8 @@ Lambda table (every kernel against every feature) at the checkpoints. Fine-tunin
 the reference MRP encoder. The reference is Bogacki-Shampine at rtol 1e-4 (MRP: Euler at delta/16); a second one
 at a finer tolerance says how far the reference itself is from the flow. The Runge-Kutta pairs run
 with the config's PI controller and, for comparison, Bogacki-Shampine with the integral controller
-(label 'I': icoeff 1, pcoeff 0, the default before the PI controller).
+(label 'I': icoeff 1, pcoeff 0, the default before the PI controller), and both with Gustafsson's
+predictive limit (label '+G': train.predictive; `solver.error_control`).
 
   evals/seed  gradient evaluations per seed (steps x evaluations per step, + 1 at the start;
               rejected steps count)
@@ -51,23 +52,29 @@ def settings(name):
     key = "mrp.solver" if name == "mrp" else "train.solver"
     euler = [{key: "euler", "train.delta": d} for d in (0.05, 0.035, 0.025, 0.0125)]
     heun = [{key: "heun", "train.rtol": r} for r in (1e-2, 3e-3)]
-    bosh3 = [{key: "bosh3", "train.rtol": r} for r in (1e-1, 5e-2, 1e-2, 1e-3)]  # the default PI controller
-    bosh3_i = [{key: "bosh3", "train.rtol": r, **INTEGRAL} for r in (1e-1, 3e-2, 1e-2, 1e-3)]
+    bosh3 = [{key: "bosh3", "train.rtol": r, **NO_PREDICT} for r in (1e-1, 5e-2, 1e-2, 1e-3)]  # the PI controller
+    bosh3_i = [{key: "bosh3", "train.rtol": r, **INTEGRAL, **NO_PREDICT} for r in (1e-1, 3e-2, 1e-2, 1e-3)]
+    tols = (1e-1, 5e-2, 1e-2, 1e-3)
+    bosh3_g = [{key: "bosh3", "train.rtol": r, **PREDICT} for r in tols]  # PI + Gustafsson's predictive limit
+    bosh3_ig = [{key: "bosh3", "train.rtol": r, **INTEGRAL, **PREDICT} for r in tols]
     if name == "mrp":
         ref = {key: "euler", "train.delta": 0.05 / 16}
         return ref, {**ref, "train.delta": 0.05 / 32}, euler + [{**b, "train.max_steps": MRP_CAP} for b in bosh3[1:3]]
     ref = {key: "bosh3", "train.rtol": 1e-4}
-    return ref, {**ref, "train.rtol": 2.5e-5}, euler + heun + bosh3 + bosh3_i
+    return ref, {**ref, "train.rtol": 2.5e-5}, euler + heun + bosh3 + bosh3_i + bosh3_g + bosh3_ig
 
 
 INTEGRAL = {"train.icoeff": 1.0, "train.pcoeff": 0.0}  # the integral controller (the default before PI)
+PREDICT = {"train.predictive": True}  # Gustafsson's predictive limit (solver.error_control)
+NO_PREDICT = {"train.predictive": False}
 
 
 def controller(name, values):
     """'motion' for Euler steps, else 'I' (integral) or 'PI' (the config's controller)."""
     if values["mrp.solver" if name == "mrp" else "train.solver"] == "euler":
         return "motion"
-    return "I" if values.get("train.pcoeff", C.Config().train.pcoeff) == 0 else "PI"
+    base = "I" if values.get("train.pcoeff", C.Config().train.pcoeff) == 0 else "PI"
+    return base + ("+G" if values.get("train.predictive", C.Config().train.predictive) else "")
 
 
 MRP_CAP = 3000
@@ -157,10 +164,12 @@ def figure(sections, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(sections), figsize=(4.2 * len(sections), 3.6), squeeze=False)
+    import matplotlib.ticker  # noqa: F401
+    fig, axes = plt.subplots(1, len(sections), figsize=(4.6 * len(sections), 4.0), squeeze=False)
     for ax, (name, rows) in zip(axes[0], sections.items()):
-        for solver, ctl, marker in (("euler", "motion", "o"), ("heun", "PI", "s"), ("bosh3", "I", "v"),
-                                    ("bosh3", "PI", "^")):
+        for solver, ctl, marker in (("euler", "motion", "o"), ("heun", "PI", "s"), ("heun", "PI+G", "s"),
+                                    ("bosh3", "I", "v"), ("bosh3", "PI", "^"), ("bosh3", "I+G", "<"),
+                                    ("bosh3", "PI+G", ">")):
             pts = [(r["evals_per_seed"], metric(name, r)) for r in rows
                    if r["solver"] == solver and r.get("controller", "I") == ctl and r["reached"]
                    and "reference" not in r["setting"]]
@@ -175,7 +184,11 @@ def figure(sections, path):
         ax.set_ylabel("captured states that differ from the reference" if name == "mrp"
                       else "worst Lambda error / largest Lambda")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in (50, 100, 200, 300, 500, 1000, 2000, 3000, 5000) if lo <= t <= hi]
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=7, framealpha=0.6)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
 

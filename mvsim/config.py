@@ -139,6 +139,9 @@ class TrainConfig:
                           "PIDController; icoeff 1, pcoeff 0: the integral controller)", lo=0.0, lo_open=True)
     pcoeff: float = param(0.2, "Runge-Kutta steps: the controller's proportional coefficient: it damps the "
                           "accept-grow-reject cycle of SL's fit (mvsim/solver.py, error_control)", lo=0.0)
+    predictive: bool = param(True, "Runge-Kutta steps: also Gustafsson's predictive limit on the controller's "
+                             "proposal (extrapolates shrinking steps: fewer rejected steps in SL's fit; "
+                             "mvsim/solver.py, error_control)")
     dt_max: float = param(1e12, "adaptive steps: largest step in GD time", lo=0.0, lo_open=True)
     lr: float = param(10.0, "plain GD step size (train.step or mrp.step = 'gd')", lo=0.0, lo_open=True)
     sl_time: float = param(1e10, "SL's horizon in GD time (sum of step sizes); also ensembles and distillation",

@@ -202,7 +202,8 @@ def log_times(checkpoints, horizon: float, extra=()) -> np.ndarray:
 
 class Solver(NamedTuple):
     """How a flow is stepped: `rule` 'gd' (plain GD at lr), 'motion' (Euler, delta) or 'error'
-    (the pair `tableau` at rtol, its PI controller's icoeff and pcoeff: `solver.error_control`);
+    (the pair `tableau` at rtol, its PI controller's icoeff and pcoeff, with Gustafsson's predictive
+    limit when `predictive`: `solver.error_control`);
     dt_max caps every step. Kernels at rest on the norm cap (see `at_rest`) are detected at
     rest_tol (delta^2 for 'motion', rtol for 'error')."""
 
@@ -214,6 +215,7 @@ class Solver(NamedTuple):
     dt_max: float
     icoeff: float = 1.0
     pcoeff: float = 0.0
+    predictive: bool = False  # 'error' rule: Gustafsson's predictive limit on the PI proposal
 
     @property
     def rest_tol(self):
@@ -255,7 +257,7 @@ def make_step(field, move, rel, sol: Solver, rest=None):
         if sol.rule == "error":
             tried = rel(c.state, err) / sol.rtol
             accept, h = rk.error_control(tried, c.ratio, moving_dt, c.h, tab.order, sol.dt_max, sol.icoeff,
-                                         sol.pcoeff)
+                                         sol.pcoeff, c.dt if sol.predictive else None)
             ratio = jnp.where(accept & (moving_dt > 0), tried, c.ratio)
             if rest is not None:  # rows that may come to rest: keep their stiff modes damped (`rk.stiffness`)
                 dk, dy = rk.stiffness(tab, ks, moving_dt)

@@ -24,7 +24,8 @@ def solver(cfg: Config, rule: str, name: str | None = None) -> flow.Solver:
     tr = cfg.train
     name = "euler" if rule == "gd" else (name or tr.solver)
     kind = "gd" if rule == "gd" else ("motion" if name == "euler" else "error")
-    return flow.Solver(kind, rk.TABLEAUS[name], tr.lr, tr.delta, tr.rtol, tr.dt_max, tr.icoeff, tr.pcoeff)
+    return flow.Solver(kind, rk.TABLEAUS[name], tr.lr, tr.delta, tr.rtol, tr.dt_max, tr.icoeff, tr.pcoeff,
+                       tr.predictive)
 
 
 def _axpy(y, dt, v):

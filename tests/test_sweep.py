@@ -59,8 +59,15 @@ def same(out, ref) -> None:
 
 def close(out, ref) -> None:
     """The same numbers from another chunk shape or device count: XLA may sum in another order, and
-    the adaptive steps carry the last bits into the step counts, so compare the measurements."""
-    pd.testing.assert_frame_equal(numbers(out)[NUMERIC], numbers(ref)[NUMERIC], atol=1e-3, rtol=0)
+    the adaptive steps carry the last bits into the step counts, so compare the measurements. A path
+    of other steps is another approximation of the same flow within the solver's tolerance, which can
+    move a test point that sits on a decision boundary: an accuracy may differ by one sample (seen:
+    SL's multi-view accuracy of seed 0 at 1e4, 0.85 against 0.825, with the predictive controller)."""
+    a, b = numbers(out)[NUMERIC], numbers(ref)[NUMERIC]
+    cfg, _, _ = C.load_run_toml(TINY)
+    one = {"acc_train": 1 / cfg.data.n_train, "acc_multi": 1 / cfg.data.n_test, "acc_single": 1 / cfg.data.n_test}
+    for col in NUMERIC:
+        pd.testing.assert_series_equal(a[col], b[col], atol=one.get(col, 0.0) + 1e-3, rtol=0)
 
 
 def tiny_rows_per_seed() -> int:

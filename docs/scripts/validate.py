@@ -104,12 +104,14 @@ def part_sl(seeds, no_gd=False) -> list[str]:
     for delta in (0.05, 0.0125, 0.003125):
         runs[f"Euler, delta {delta:g}"] = default_cfg(**{"train.solver": "euler", "train.delta": delta,
                                                          "train.sl_time": horizon, "train.max_steps": 200_000})
-    for rtol in (5e-2, 1e-2, 1e-3):  # the default PI controller and dense output
-        runs[f"Bogacki-Shampine, rtol {rtol:g}"] = default_cfg(**{"train.solver": "bosh3", "train.rtol": rtol,
-                                                                   "train.sl_time": horizon, "train.max_steps": 200_000})
+    for predictive in (False, True):  # the PI controller (with Gustafsson's predictive limit: the default), dense output
+        for rtol in (5e-2, 1e-2, 1e-3):
+            runs[f"Bogacki-Shampine, PI{'+G' if predictive else ''}, rtol {rtol:g}"] = default_cfg(**{
+                "train.solver": "bosh3", "train.rtol": rtol, "train.predictive": predictive,
+                "train.sl_time": horizon, "train.max_steps": 200_000})
     runs["Bogacki-Shampine, rtol 0.01, integral controller"] = default_cfg(**{
         "train.solver": "bosh3", "train.rtol": 1e-2, "train.icoeff": 1.0, "train.pcoeff": 0.0,
-        "train.sl_time": horizon, "train.max_steps": 200_000})
+        "train.predictive": False, "train.sl_time": horizon, "train.max_steps": 200_000})
     recs = {name: run_method("sl", cfg, seeds) for name, cfg in runs.items()}
     flow_ref = recs["Euler, delta 0.003125"]
     gd_ref = flow_ref if no_gd else recs["plain GD, lr 10"]
