@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 AGAINST ?= ac84aba
 
-.PHONY: run test bench bench-k bench-blocks bench-solvers bench-sweep study install clean
+.PHONY: run test bench bench-k bench-blocks bench-rejections bench-solvers bench-sweep study install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench-solvers: $(STAMP)
 # benchmarks/results_blocks.json. About 5 min on 2 cores.
 bench-blocks: $(STAMP)
 	$(PY) benchmarks/blocks.py --out benchmarks/results_blocks.json
+
+# SL's attempted and rejected steps per half-decade of GD time, with and without the predictive limit
+# (one seed at k = 10, 20, 40): benchmarks/results_rejections.json. About 8 min on 2 cores.
+bench-rejections: $(STAMP)
+	$(PY) benchmarks/rejections.py --k 10,20,40 --out benchmarks/results_rejections.json
 
 # Cost per step and FLOP/s at each k of the study (30 steps per method, one seed), into
 # benchmarks/results_k.json (one section per k).

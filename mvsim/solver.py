@@ -147,7 +147,7 @@ def error_control(ratio, ratio_prev, dt, h, order, dt_max, icoeff, pcoeff, dt_pr
     ratio**(-1/order) * (ratio_prev / ratio)**(1/order): where the kept steps shrink geometrically
     it extrapolates the shrinking instead of proposing growth that is then rejected. That is SL's
     fit, where kernels blow up one after another (dLambda/dt ~ Lambda^(q-1)) and each step must be
-    a fraction of the fastest kernel's time to blow-up; PI alone rejected 27% of SL's attempts at
+    a fraction of the fastest kernel's time to blow-up; PI alone rejected 25-27% of SL's attempts at
     k = 10-40 (docs/results.md, "A predictive step-size controller"). ratio_prev is floored at 1e-2
     as in RADAU5. Taking the smaller of the two proposals never grows a step faster than PI.
 
