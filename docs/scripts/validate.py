@@ -2,9 +2,11 @@
 
     python docs/scripts/validate.py sl   [--seeds 2] [--no-gd]  # SL: Euler and Runge-Kutta steps against plain GD
                                                                # (lr 10) and the flow (Euler at delta/16) to 1e6
-    python docs/scripts/validate.py mrp  [--seeds 4]   # MRP per-kernel clocks at delta, delta/2, delta/4 to 1e10
+    python docs/scripts/validate.py mrp  [--seeds 4]   # MRP per-kernel clocks, Euler and Bogacki-Shampine, to 1e10
     python docs/scripts/validate.py rest [--seeds 4]   # MRP's at-rest kernels: do they move under plain GD?
     python docs/scripts/validate.py compare A B        # two results directories on their common seeds
+    python docs/scripts/validate.py erode --config experiments/k80.toml [--seeds 1] [--rtols 1e-2,1e-3,5e-2]
+                                                       # SL to its horizon at each rtol: steps, t_fit, t_erode
 
 Each prints a markdown table and writes it to results/validate/<part>.md. The default run at
 delta/4 and the norm cap are plain sweeps (commands in docs/results.md). Seeds are those of the
@@ -135,24 +137,40 @@ def part_sl(seeds, no_gd=False) -> list[str]:
     return lines
 
 
-def part_mrp(seeds: int) -> list[str]:
-    """MRP per-kernel clocks (and the at-rest skip) at 0.05, the default delta, delta/2 and delta/4
-    through the capture phase, against delta/4."""
-    delta = default_cfg().train.delta
-    recs = {d: run_method("mrp", default_cfg(**{"train.delta": d, "train.max_steps": 200_000}), seeds)
-            for d in (0.05, delta, delta / 2, delta / 4)}
-    ref = recs[delta / 4]
-    lines = ["| MRP per-kernel, delta | steps | max abs Lambda error / max Lambda (vs delta/4) | checkpoints with "
-             "equal features captured | t_cap per seed | median abs log10 ratio of capture times (vs delta/4) |",
-             "|---|---|---|---|---|---|"]
+def part_mrp(seeds: int, config: Path = DEFAULT, ref_delta: float = 0.035 / 16) -> list[str]:
+    """MRP per-kernel clocks (and the at-rest skip) through the capture phase, to 1e10: Euler at 0.05,
+    the old default delta, delta/2 and delta/4, and Bogacki-Shampine (PI controller with the
+    predictive limit) at rtol 1e-1, 5e-2 (the default) and 1e-2, against Euler at ref_delta (default
+    delta/16: the flow's reference). Evaluations per seed: Euler 1 per pass, Bogacki-Shampine 3.
+    `config`: the run's config (default: the default run's)."""
+    base, _ = C.load_toml(config)
+    cfg_of = lambda **values: C.with_values(base, values)
+    delta = 0.035  # Euler's delta (train.delta)
+    deltas = [d for d in (0.05, delta, delta / 2, delta / 4) if d > ref_delta] + [ref_delta]
+    runs = {f"Euler, delta {d:g}": ({"mrp.solver": "euler", "train.delta": d, "train.max_steps": 200_000}, 1)
+            for d in deltas}
+    for rtol in (1e-1, 5e-2, 1e-2):
+        runs[f"Bogacki-Shampine, rtol {rtol:g}"] = ({"mrp.solver": "bosh3", "train.rtol": rtol,
+                                                     "train.predictive": True, "train.max_steps": 200_000}, 3)
+    recs = {name: run_method("mrp", cfg_of(**vals), seeds) for name, (vals, _) in runs.items()}
+    ref = recs[f"Euler, delta {ref_delta:g}"]
+    lines = [f"MRP of {config.name} (k = {base.data.k}), {seeds} seeds, to GD time {base.train.mrp_time:g}; "
+             f"reference: Euler at delta {ref_delta:g}.", "",
+             "| MRP per-kernel | passes per seed: mean (max) | evaluations per seed | max abs Lambda error / max "
+             "Lambda (vs reference) | median | checkpoints with equal features captured | t_cap per seed | "
+             "median abs log10 ratio of capture times (vs reference) |",
+             "|---|---|---|---|---|---|---|---|"]
     cap_ref = ref["ev_capture"].astype(float)
-    for d, rec in recs.items():
+    for name, rec in recs.items():
         err, agree = lam_error(rec, ref)
+        med = float(np.median(np.abs(rec["lam"] - ref["lam"])) / np.abs(ref["lam"]).max())
         cap = rec["ev_capture"].astype(float)
         both = np.isfinite(cap) & np.isfinite(cap_ref) & (cap > 0) & (cap_ref > 0)
         ratio = np.median(np.abs(np.log10(cap[both] / cap_ref[both]))) if both.any() else np.nan
-        lines.append(row(f"{d:g}", int(rec["step"][:, -1].max()), f"{err:.3%}", f"{agree:.1%}",
-                         fmt_t(windows(rec, default_cfg())["t_cap"]), f"{ratio:.4f}"))
+        passes = rec["step"][:, -1]
+        lines.append(row(name, f"{passes.mean():.0f} ({passes.max()})", f"{passes.mean() * runs[name][1]:.0f}",
+                         f"{err:.3%}", f"{med:.1e}", f"{agree:.1%}", fmt_t(windows(rec, base)["t_cap"]),
+                         f"{ratio:.4f}"))
     return lines
 
 
@@ -212,27 +230,66 @@ def compare(a: Path, b: Path) -> list[str]:
     return lines
 
 
+def part_erode(config: Path, seeds, rtols) -> list[str]:
+    """SL of `config` to its horizon at each rtol (Bogacki-Shampine, the default controller): is its
+    lottery window's end, t_erode, resolved? Each rtol's record is kept in results/validate/erode/
+    as it finishes (a rerun reuses it), so an interrupted run loses at most the rtol in progress.
+    Lambda errors are against the smallest rtol."""
+    base, _ = C.load_toml(config)
+    store = OUT / "erode"
+    store.mkdir(parents=True, exist_ok=True)
+    recs, cpus = {}, {}
+    for rtol in rtols:
+        path = store / f"{config.stem}_rtol{rtol:g}_seeds{'-'.join(map(str, seeds))}.npz"
+        if not path.exists():
+            start = time.process_time()  # CPU seconds: unaffected by a pause (kill -STOP) of the run
+            rec = run_method("sl", C.with_values(base, {"train.rtol": rtol}), seeds)
+            np.savez(path, cpu_s=time.process_time() - start, **{k: rec[k] for k in ("lam", "ev_capture", "ev_fit",
+                                                                                         "step")})
+        with np.load(path) as f:
+            recs[rtol], cpus[rtol] = {k: f[k] for k in f.files}, float(f["cpu_s"])
+    ref = recs[min(rtols)]
+    lines = [f"SL of {config.name} (k = {base.data.k}), seeds {seeds}, to GD time {base.train.sl_time:g}; "
+             f"Lambda errors against rtol {min(rtols):g}.", "",
+             "| rtol | steps | CPU (s) | max Lambda error / max Lambda | t_fit per seed | t_erode per seed |",
+             "|---|---|---|---|---|---|"]
+    for rtol in sorted(rtols, reverse=True):
+        rec, w = recs[rtol], windows(recs[rtol], base)
+        err = np.abs(rec["lam"] - ref["lam"]).max() / np.abs(ref["lam"]).max()
+        lines.append(row(f"{rtol:g}", int(rec["step"][:, -1].max()), f"{cpus[rtol]:.0f}", f"{err:.2%}",
+                         fmt_t(w["t_fit"]), fmt_t(w["t_erode"])))
+    return lines
+
+
 PARTS = {"sl": part_sl, "mrp": part_mrp, "rest": part_rest}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=list(PARTS) + ["compare"])
+    p.add_argument("part", choices=list(PARTS) + ["compare", "erode"])
     p.add_argument("dirs", nargs="*", type=Path, help="compare: two results directories")
     p.add_argument("--no-gd", action="store_true", help="sl: leave out the plain-GD rows (1e5 steps each)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default 4; sl: seeds 8 and 11, whose "
                                                                     "windows close before 1e6 in the default run)")
+    p.add_argument("--config", type=Path, default=DEFAULT, help="erode, mrp: the config whose SL / MRP is run")
+    p.add_argument("--ref-delta", type=float, default=0.035 / 16, help="mrp: Euler's delta for the reference")
+    p.add_argument("--rtols", default="1e-2,1e-3,5e-2", help="erode: the rtols, comma-separated")
     args = p.parse_args(argv)
-    seeds = args.seeds or ([8, 11] if args.part == "sl" else 4)
+    seeds = args.seeds or ([8, 11] if args.part == "sl" else 1 if args.part == "erode" else 4)
     if args.part == "compare":
         lines = compare(*args.dirs)
+    elif args.part == "erode":
+        lines = part_erode(args.config, list(range(seeds)), [float(r) for r in args.rtols.split(",")])
     elif args.part == "sl":
         lines = part_sl(seeds, args.no_gd)
+    elif args.part == "mrp":
+        lines = part_mrp(seeds, args.config, args.ref_delta)
     else:
         lines = PARTS[args.part](seeds)
     text = "\n".join(lines) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
     name = args.part if args.part != "compare" else f"compare_{args.dirs[0].name}_{args.dirs[1].name}"
+    name += f"_{args.config.stem}" if args.part == "erode" or (args.part == "mrp" and args.config != DEFAULT) else ""
     name += "_no_gd" if args.part == "sl" and args.no_gd else ""
     (OUT / f"{name}.md").write_text(text)
     print(text)
