@@ -23,11 +23,14 @@ with SIGKILL right after writing its N-th chunk (a deterministic `kill -9` for t
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import itertools
 import math
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +210,7 @@ def default_out() -> Path:
 def refuse_other_run(out: Path, text: str) -> None:
     """Refuse a results directory that holds a run with another config (seed counts may differ)."""
     stored = Path(out) / "config.toml"
-    if stored.exists() and C.strip_seeds(stored.read_text()) != C.strip_seeds(text):
+    if stored.exists() and C.run_identity(stored.read_text()) != C.run_identity(text):
         raise C.ConfigError(f"--out {str(out)!r} holds a run with a different config; "
                             f"use a new --out (or the same config to resume it)")
 
@@ -403,10 +406,25 @@ class MemorySink:
         return summary, features, events
 
 
+def import_in_background(modules: tuple[str, ...]) -> None:
+    """Import `modules` on a daemon thread. Started while a chunk computes (the main thread waits
+    for XLA with the GIL released), it moves the figures' imports (matplotlib: ~2 s on 2 cores)
+    off the end of a run; a later `import` of the same module waits for this one to finish. An
+    import that fails here is left to fail again, with its message, where the module is used."""
+    def load():
+        for name in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    if modules:
+        threading.Thread(target=load, daemon=True).start()
+
+
 def run_plan(plan: Plan, sink, devices, *, chunk=None, process_id=0, num_processes=1, log=None,
-             progress=False, where: str = "memory") -> None:
+             progress=False, where: str = "memory", then: tuple[str, ...] = ()) -> None:
     """The run loop of the CLI and the API: this process's chunks not yet in `sink`, run in order,
-    each written to `sink` as it finishes, with a progress bar and a warning for diverged runs."""
+    each written to `sink` as it finishes, with a progress bar and a warning for diverged runs.
+    then: modules needed after the run, imported in the background from the second chunk on."""
     log = log or (lambda msg: None)
     done = sink.done()
     work, why = plan_work(plan, devices, chunk, done, process_id, num_processes)
@@ -421,6 +439,8 @@ def run_plan(plan: Plan, sink, devices, *, chunk=None, process_id=0, num_process
     n_diverged = 0
     for i, (w, summary, features, events) in enumerate(run_work(plan, work, devices), start=1):
         sink.write(w, summary, features, events)
+        if i == 1:  # the first chunk traced and compiled; the rest only compute
+            import_in_background(then)
         n_diverged += diverged_runs(summary)
         bar.update(len(w.seeds))
         if stop_after and i >= stop_after:
@@ -448,8 +468,9 @@ def execute(plan: Plan, out: Path, *, chunk=None, process_id=0, num_processes=1,
     check_resources(plan, devices, chunk, log)
     prepare_out(out, plan.toml)
     runs = provenance.start(out, devices) if process_id == 0 else None
+    then = () if process_id else (("mvsim.plots",) if plots else ()) + (("mvsim.claims",) if claims else ())
     run_plan(plan, DirectorySink(out, process_id), devices, chunk=chunk, process_id=process_id,
-             num_processes=num_processes, log=log, progress=progress, where=str(out))
+             num_processes=num_processes, log=log, progress=progress, where=str(out), then=then)
     if process_id == 0:
         provenance.finish(out, runs)
         finish(out, plots=plots, pdf=pdf, claims=claims, show=show_claims, log=log)

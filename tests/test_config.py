@@ -194,6 +194,17 @@ def test_toml_round_trip_property(tmp_path_factory, mu, sigma_0, init, seed):
     assert C.load_toml(path)[0] == cfg
 
 
+def test_run_identity_ignores_seeds_and_comments_only():
+    """A results directory resumes under a grown seed count or a reworded key documentation, not
+    under another value."""
+    cfg = Config()
+    text = C.to_toml(cfg, seeds=4)
+    assert C.run_identity(text) == C.run_identity(C.to_toml(cfg, seeds=16))
+    reworded = text.replace("# number of classes", "# how many classes", 1)
+    assert reworded != text and C.run_identity(reworded) == C.run_identity(text)
+    assert C.run_identity(C.to_toml(with_values(cfg, {"data.mu": 0.2}), seeds=4)) != C.run_identity(text)
+
+
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.toml"
     raises_one_line(lambda: C.load_toml(path), "nope.toml")
