@@ -76,11 +76,14 @@ def windows(rec: dict, cfg: C.Config) -> dict:
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def max_lam_error(a: dict, b: dict) -> float:
+    """Largest |delta Lambda| over the checkpoints, relative to the largest Lambda of b."""
+    return float(np.abs(a["lam"] - b["lam"]).max() / np.abs(b["lam"]).max())
+
+
 def lam_error(a: dict, b: dict) -> tuple[float, float]:
-    """Largest |delta Lambda| over the checkpoints, relative to the largest Lambda, and the share of
-    (seed, checkpoint, feature) whose captured state agrees."""
-    err = np.abs(a["lam"] - b["lam"]).max() / np.abs(b["lam"]).max()
-    return float(err), float(np.mean(a["features_captured"] == b["features_captured"]))
+    """`max_lam_error`, and the share of (seed, checkpoint, feature) whose captured state agrees."""
+    return max_lam_error(a, b), float(np.mean(a["features_captured"] == b["features_captured"]))
 
 
 def row(*cells) -> str:
@@ -137,7 +140,7 @@ def part_sl(seeds, no_gd=False) -> list[str]:
     return lines
 
 
-def part_mrp(seeds: int, config: Path = DEFAULT, ref_delta: float = 0.035 / 16) -> list[str]:
+def part_mrp(seeds: int, config: Path = DEFAULT, ref_delta: float | None = None) -> list[str]:
     """MRP per-kernel clocks (and the at-rest skip) through the capture phase, to 1e10: Euler at 0.05,
     the old default delta, delta/2 and delta/4, and Bogacki-Shampine (PI controller with the
     predictive limit) at rtol 1e-1, 5e-2 (the default) and 1e-2, against Euler at ref_delta (default
@@ -145,7 +148,8 @@ def part_mrp(seeds: int, config: Path = DEFAULT, ref_delta: float = 0.035 / 16) 
     `config`: the run's config (default: the default run's)."""
     base, _ = C.load_toml(config)
     cfg_of = lambda **values: C.with_values(base, values)
-    delta = 0.035  # Euler's delta (train.delta)
+    delta = base.train.delta  # Euler's delta
+    ref_delta = ref_delta or delta / 16
     deltas = [d for d in (0.05, delta, delta / 2, delta / 4) if d > ref_delta] + [ref_delta]
     runs = {f"Euler, delta {d:g}": ({"mrp.solver": "euler", "train.delta": d, "train.max_steps": 200_000}, 1)
             for d in deltas}
@@ -157,19 +161,18 @@ def part_mrp(seeds: int, config: Path = DEFAULT, ref_delta: float = 0.035 / 16) 
     lines = [f"MRP of {config.name} (k = {base.data.k}), {seeds} seeds, to GD time {base.train.mrp_time:g}; "
              f"reference: Euler at delta {ref_delta:g}.", "",
              "| MRP per-kernel | passes per seed: mean (max) | evaluations per seed | max abs Lambda error / max "
-             "Lambda (vs reference) | median | checkpoints with equal features captured | t_cap per seed | "
+             "Lambda (vs reference) | checkpoints with equal features captured | t_cap per seed | "
              "median abs log10 ratio of capture times (vs reference) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     cap_ref = ref["ev_capture"].astype(float)
     for name, rec in recs.items():
         err, agree = lam_error(rec, ref)
-        med = float(np.median(np.abs(rec["lam"] - ref["lam"])) / np.abs(ref["lam"]).max())
         cap = rec["ev_capture"].astype(float)
         both = np.isfinite(cap) & np.isfinite(cap_ref) & (cap > 0) & (cap_ref > 0)
         ratio = np.median(np.abs(np.log10(cap[both] / cap_ref[both]))) if both.any() else np.nan
         passes = rec["step"][:, -1]
         lines.append(row(name, f"{passes.mean():.0f} ({passes.max()})", f"{passes.mean() * runs[name][1]:.0f}",
-                         f"{err:.3%}", f"{med:.1e}", f"{agree:.1%}", fmt_t(windows(rec, base)["t_cap"]),
+                         f"{err:.3%}", f"{agree:.1%}", fmt_t(windows(rec, base)["t_cap"]),
                          f"{ratio:.4f}"))
     return lines
 
@@ -233,8 +236,11 @@ def compare(a: Path, b: Path) -> list[str]:
 def part_erode(config: Path, seeds, rtols) -> list[str]:
     """SL of `config` to its horizon at each rtol (Bogacki-Shampine, the default controller): is its
     lottery window's end, t_erode, resolved? Each rtol's record is kept in results/validate/erode/
-    as it finishes (a rerun reuses it), so an interrupted run loses at most the rtol in progress.
-    Lambda errors are against the smallest rtol."""
+    as it finishes, with the hash of the mvsim code that made it (a rerun reuses it, and says so when
+    other code made it), so an interrupted run loses at most the rtol in progress. Lambda errors are
+    against the smallest rtol."""
+    from mvsim.provenance import code_hash
+
     base, _ = C.load_toml(config)
     store = OUT / "erode"
     store.mkdir(parents=True, exist_ok=True)
@@ -244,10 +250,14 @@ def part_erode(config: Path, seeds, rtols) -> list[str]:
         if not path.exists():
             start = time.process_time()  # CPU seconds: unaffected by a pause (kill -STOP) of the run
             rec = run_method("sl", C.with_values(base, {"train.rtol": rtol}), seeds)
-            np.savez(path, cpu_s=time.process_time() - start, **{k: rec[k] for k in ("lam", "ev_capture", "ev_fit",
-                                                                                         "step")})
+            np.savez(path, cpu_s=time.process_time() - start, code=code_hash(),
+                     **{k: rec[k] for k in ("lam", "ev_capture", "ev_fit", "step")})
         with np.load(path) as f:
             recs[rtol], cpus[rtol] = {k: f[k] for k in f.files}, float(f["cpu_s"])
+        made_by = str(recs[rtol].get("code", "unrecorded"))
+        if made_by != code_hash():
+            print(f"  note: {path.name} was made by mvsim code {made_by}, not this code ({code_hash()}); "
+                  f"delete it to run it again", flush=True)
     ref = recs[min(rtols)]
     lines = [f"SL of {config.name} (k = {base.data.k}), seeds {seeds}, to GD time {base.train.sl_time:g}; "
              f"Lambda errors against rtol {min(rtols):g}.", "",
@@ -255,7 +265,7 @@ def part_erode(config: Path, seeds, rtols) -> list[str]:
              "|---|---|---|---|---|---|"]
     for rtol in sorted(rtols, reverse=True):
         rec, w = recs[rtol], windows(recs[rtol], base)
-        err = np.abs(rec["lam"] - ref["lam"]).max() / np.abs(ref["lam"]).max()
+        err = max_lam_error(rec, ref)
         lines.append(row(f"{rtol:g}", int(rec["step"][:, -1].max()), f"{cpus[rtol]:.0f}", f"{err:.2%}",
                          fmt_t(w["t_fit"]), fmt_t(w["t_erode"])))
     return lines
@@ -272,7 +282,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default 4; sl: seeds 8 and 11, whose "
                                                                     "windows close before 1e6 in the default run)")
     p.add_argument("--config", type=Path, default=DEFAULT, help="erode, mrp: the config whose SL / MRP is run")
-    p.add_argument("--ref-delta", type=float, default=0.035 / 16, help="mrp: Euler's delta for the reference")
+    p.add_argument("--ref-delta", type=float, default=None, help="mrp: Euler's delta for the reference "
+                                                                       "(default train.delta / 16)")
     p.add_argument("--rtols", default="1e-2,1e-3,5e-2", help="erode: the rtols, comma-separated")
     args = p.parse_args(argv)
     seeds = args.seeds or ([8, 11] if args.part == "sl" else 1 if args.part == "erode" else 4)
