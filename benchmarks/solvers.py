@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Accuracy against cost of each step rule: Euler (delta) and the Runge-Kutta pairs (rtol).
 
-    .venv/bin/python benchmarks/solvers.py [--methods sl,mrp,ft] [--seeds 2] [--out FILE] [--fig PNG]
+    .venv/bin/python benchmarks/solvers.py [--methods sl,mrp,ft] [--seeds 2] [--config TOML] [--solvers bosh3,dopri5]
+                                           [--out FILE] [--fig PNG]
 
-Each method of the default config (experiments/default.toml) runs to its horizon from the same
+Each method of the default config (experiments/default.toml, or --config) runs to its horizon from the same
 initial states as `methods.run_seed` (seeds 0..S-1, vmapped), once per setting, logging the
 Lambda table (every kernel against every feature) at the checkpoints. Fine-tuning starts from
 the reference MRP encoder. The reference is Bogacki-Shampine at rtol 1e-4 (MRP: Euler at delta/16); a second one
@@ -57,11 +58,12 @@ def settings(name):
     tols = (1e-1, 5e-2, 1e-2, 1e-3)
     bosh3_g = [{key: "bosh3", "train.rtol": r, **PREDICT} for r in tols]  # PI + Gustafsson's predictive limit
     bosh3_ig = [{key: "bosh3", "train.rtol": r, **INTEGRAL, **PREDICT} for r in tols]
+    dopri5_g = [{key: "dopri5", "train.rtol": r, **PREDICT} for r in tols]  # Dormand-Prince 5(4), PI + predictive
     if name == "mrp":
         ref = {key: "euler", "train.delta": 0.05 / 16}
         return ref, {**ref, "train.delta": 0.05 / 32}, euler + [{**b, "train.max_steps": MRP_CAP} for b in bosh3[1:3]]
     ref = {key: "bosh3", "train.rtol": 1e-4}
-    return ref, {**ref, "train.rtol": 2.5e-5}, euler + heun + bosh3 + bosh3_i + bosh3_g + bosh3_ig
+    return ref, {**ref, "train.rtol": 2.5e-5}, euler + heun + bosh3 + bosh3_i + bosh3_g + bosh3_ig + dopri5_g
 
 
 INTEGRAL = {"train.icoeff": 1.0, "train.pcoeff": 0.0}  # the integral controller (the default before PI)
@@ -123,9 +125,12 @@ def compare(lam, ref, varrho):
     return float(worst), float(med), float(np.mean((lam >= varrho) == (ref >= varrho)))
 
 
-def run_method(base, name, init_state, D, k_mask, S, out):
+def run_method(base, name, init_state, D, k_mask, S, out, solvers=None):
+    """Each setting of `name` (only those of `solvers` when given; the references always) against
+    the reference; rows saved to `out` as they finish."""
     ref, check, rows_of = settings(name)
     key = "mrp.solver" if name == "mrp" else "train.solver"
+    rows_of = [v for v in rows_of if solvers is None or {v[key], f"{v[key]} {controller(name, v)}"} & solvers]
     cfgs = [("reference", ref), ("finer reference", check)] + [("", v) for v in rows_of]
     rows, ref_lam, W_ref = [], None, None
     for label, values in cfgs:
@@ -169,7 +174,7 @@ def figure(sections, path):
     for ax, (name, rows) in zip(axes[0], sections.items()):
         for solver, ctl, marker in (("euler", "motion", "o"), ("heun", "PI", "s"), ("heun", "PI+G", "s"),
                                     ("bosh3", "I", "v"), ("bosh3", "PI", "^"), ("bosh3", "I+G", "<"),
-                                    ("bosh3", "PI+G", ">")):
+                                    ("bosh3", "PI+G", ">"), ("dopri5", "PI+G", "D")):
             pts = [(r["evals_per_seed"], metric(name, r)) for r in rows
                    if r["solver"] == solver and r.get("controller", "I") == ctl and r["reached"]
                    and "reference" not in r["setting"]]
@@ -198,6 +203,9 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default="sl,mrp,ft", help="comma-separated, from sl, mrp, ft (default all)")
     p.add_argument("--seeds", type=int, default=2, help="seeds vmapped together (default 2)")
+    p.add_argument("--config", default=str(DEFAULT), help="the config whose methods run (default: experiments/default.toml)")
+    p.add_argument("--solvers", help="comma-separated settings to compare: a solver (euler, heun, bosh3, dopri5) or "
+                   "a solver and its controller ('bosh3 PI+G'); default all; the references always run")
     p.add_argument("--out", help="JSON results file; sections 'solvers_<method>'")
     p.add_argument("--fig", help="PNG of error against gradient evaluations, a panel per method")
     p.add_argument("--plot-only", action="store_true", help="redraw --fig from the sections of --out, running nothing")
@@ -206,16 +214,17 @@ def main(argv=None):
         res = json.loads(Path(a.out).read_text())
         figure({n: res[f"solvers_{n}"]["rows"] for n in a.methods.split(",") if f"solvers_{n}" in res}, a.fig)
         return
-    base, _ = C.load_toml(DEFAULT)
+    base, _ = C.load_toml(a.config)
+    solvers = None if a.solvers is None else set(a.solvers.split(","))
     base = C.with_values(base, {"train.max_steps": 200_000})
-    common.log(f"solvers: mvsim {TREE}, jax {jax.__version__} on {jax.devices()[0]}, {a.seeds} seeds")
+    common.log(f"solvers: mvsim {TREE}, jax {jax.__version__} on {jax.devices()[0]}, {a.seeds} seeds of {a.config}")
     D, W_sl, p_mrp, k_mask = inputs(base, a.seeds)
     sections, W_pre = {}, None
     for name in a.methods.split(","):
         if name == "ft" and W_pre is None:
-            _, W_pre = run_method(base, "mrp", p_mrp, D, k_mask, a.seeds, None)
+            _, W_pre = run_method(base, "mrp", p_mrp, D, k_mask, a.seeds, None, solvers=set())
         state = {"sl": W_sl, "mrp": p_mrp, "ft": W_pre}[name]
-        rows, W = run_method(base, name, state, D, k_mask, a.seeds, a.out)
+        rows, W = run_method(base, name, state, D, k_mask, a.seeds, a.out, solvers)
         if name == "mrp":
             W_pre = W
         sections[name] = rows

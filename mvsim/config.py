@@ -95,7 +95,7 @@ class MrpConfig:
     solver: str = param("euler", "MRP's adaptive steps (see train.solver). Euler by default (capture times ~10% "
                         "late at delta 0.035); Bogacki-Shampine at train.rtol is validated through the capture "
                         "phase (3-4% late in 0.9x the evaluations at k = 10 and 20; docs/results.md) and becomes "
-                        "the default with the k study's rerun", choices=("euler", "heun", "bosh3"))
+                        "the default with the k study's rerun", choices=("euler", "heun", "bosh3", "dopri5"))
     step: str = param("per_kernel", "kernel steps: per-kernel adaptive with per-kernel GD clocks (exact only "
                       "for a fixed diagonal decoder and a stop-gradient data2vec teacher), the global adaptive "
                       "step, or plain GD at train.lr", choices=("per_kernel", "adaptive", "gd"))
@@ -130,8 +130,9 @@ class TrainConfig:
     step: str = param("adaptive", "SL, fine-tuning, ensembles and MRP with mrp.step = 'adaptive': global "
                       "adaptive GD step, or plain GD at train.lr", choices=("adaptive", "gd"))
     solver: str = param("bosh3", "adaptive steps: 'euler' (Euler steps sized by train.delta) or an explicit "
-                        "Runge-Kutta pair with error control at train.rtol: 'heun' (2nd order) or 'bosh3' "
-                        "(3rd order); see mvsim/solver.py", choices=("euler", "heun", "bosh3"))
+                        "Runge-Kutta pair with error control at train.rtol: 'heun' (2nd order), 'bosh3' "
+                        "(3rd order) or 'dopri5' (5th order); see mvsim/solver.py",
+                        choices=("euler", "heun", "bosh3", "dopri5"))
     delta: float = param(0.035, "Euler steps: no kernel moves more than delta times its norm per step",
                          lo=0.0, hi=1.0, lo_open=True)
     rtol: float = param(5e-2, "Runge-Kutta steps: each step's local error at most rtol times each kernel's "

@@ -52,7 +52,16 @@ HEUN = Tableau("heun", ((1.0,),), (0.5, 0.5), (-0.5, 0.5), 2, False)
 BOSH3 = Tableau("bosh3", ((0.5,), (0.0, 0.75), (2 / 9, 1 / 3, 4 / 9)), (2 / 9, 1 / 3, 4 / 9, 0.0),
                 (2 / 9 - 7 / 24, 1 / 3 - 1 / 4, 4 / 9 - 1 / 3, -1 / 8), 3, True)
 
-TABLEAUS = {t.name: t for t in (EULER, HEUN, BOSH3)}
+# Dormand-Prince 5(4), FSAL: 6 evaluations per step (Dormand & Prince 1980; the coefficients of
+# Hairer, Norsett & Wanner, Solving ODEs I, II.5, Table 5.2, with its 4th-order embedded solution).
+DOPRI5 = Tableau("dopri5", ((1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
+                            (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+                            (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+                            (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)),
+                 (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0),
+                 (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40), 5, True)
+
+TABLEAUS = {t.name: t for t in (EULER, HEUN, BOSH3, DOPRI5)}
 
 
 def lead(dt, leaf):

@@ -279,18 +279,22 @@ def main(argv=None) -> int:
     p.add_argument("part", choices=list(PARTS) + ["compare", "erode"])
     p.add_argument("dirs", nargs="*", type=Path, help="compare: two results directories")
     p.add_argument("--no-gd", action="store_true", help="sl: leave out the plain-GD rows (1e5 steps each)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default 4; sl: seeds 8 and 11, whose "
-                                                                    "windows close before 1e6 in the default run)")
+    p.add_argument("--seeds", default=None, help="S: seeds 0..S-1, or a comma-separated list of seeds (default 4; "
+                                                 "sl: seeds 8 and 11, whose windows close before 1e6 in the default "
+                                                 "run; erode: seed 0)")
     p.add_argument("--config", type=Path, default=DEFAULT, help="erode, mrp: the config whose SL / MRP is run")
     p.add_argument("--ref-delta", type=float, default=None, help="mrp: Euler's delta for the reference "
                                                                        "(default train.delta / 16)")
     p.add_argument("--rtols", default="1e-2,1e-3,5e-2", help="erode: the rtols, comma-separated")
     args = p.parse_args(argv)
     seeds = args.seeds or ([8, 11] if args.part == "sl" else 1 if args.part == "erode" else 4)
+    if isinstance(seeds, str):
+        seeds = [int(s) for s in seeds.split(",")] if "," in seeds else int(seeds)
     if args.part == "compare":
         lines = compare(*args.dirs)
     elif args.part == "erode":
-        lines = part_erode(args.config, list(range(seeds)), [float(r) for r in args.rtols.split(",")])
+        lines = part_erode(args.config, list(range(seeds)) if isinstance(seeds, int) else seeds,
+                           [float(r) for r in args.rtols.split(",")])
     elif args.part == "sl":
         lines = part_sl(seeds, args.no_gd)
     elif args.part == "mrp":
@@ -301,6 +305,7 @@ def main(argv=None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     name = args.part if args.part != "compare" else f"compare_{args.dirs[0].name}_{args.dirs[1].name}"
     name += f"_{args.config.stem}" if args.part == "erode" or (args.part == "mrp" and args.config != DEFAULT) else ""
+    name += f"_seeds{str(args.seeds).replace(',', '-')}" if args.part == "erode" and args.seeds else ""
     name += "_no_gd" if args.part == "sl" and args.no_gd else ""
     (OUT / f"{name}.md").write_text(text)
     print(text)
