@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from mvsim import config as C  # noqa: E402
 from mvsim import claims, experiment, flow, methods, train  # noqa: E402
+from mvsim import solver as rk  # noqa: E402
 from mvsim import windows as W  # noqa: E402
 
 OUT = ROOT / "results" / "validate"
@@ -140,22 +141,26 @@ def part_sl(seeds, no_gd=False) -> list[str]:
     return lines
 
 
-def part_mrp(seeds: int, config: Path = DEFAULT, ref_delta: float | None = None) -> list[str]:
+def part_mrp(seeds: int, config: Path = DEFAULT, ref_delta: float | None = None,
+             solvers=("euler", "bosh3")) -> list[str]:
     """MRP per-kernel clocks (and the at-rest skip) through the capture phase, to 1e10: Euler at 0.05,
-    the old default delta, delta/2 and delta/4, and Bogacki-Shampine (PI controller with the
-    predictive limit) at rtol 1e-1, 5e-2 (the default) and 1e-2, against Euler at ref_delta (default
-    delta/16: the flow's reference). Evaluations per seed: Euler 1 per pass, Bogacki-Shampine 3.
-    `config`: the run's config (default: the default run's)."""
+    the old default delta, delta/2 and delta/4, and the Runge-Kutta pairs of `solvers` (PI controller
+    with the predictive limit; Bogacki-Shampine at rtol 1e-1, 5e-2 (the default) and 1e-2,
+    Dormand-Prince at 1e-1 and 5e-2), against Euler at ref_delta (default delta/16: the flow's
+    reference). Evaluations per seed: passes x the pair's evaluations per step (Euler 1,
+    Bogacki-Shampine 3, Dormand-Prince 6). `config`: the run's config (default: the default run's)."""
     base, _ = C.load_toml(config)
     cfg_of = lambda **values: C.with_values(base, values)
     delta = base.train.delta  # Euler's delta
     ref_delta = ref_delta or delta / 16
     deltas = [d for d in (0.05, delta, delta / 2, delta / 4) if d > ref_delta] + [ref_delta]
     runs = {f"Euler, delta {d:g}": ({"mrp.solver": "euler", "train.delta": d, "train.max_steps": 200_000}, 1)
-            for d in deltas}
-    for rtol in (1e-1, 5e-2, 1e-2):
-        runs[f"Bogacki-Shampine, rtol {rtol:g}"] = ({"mrp.solver": "bosh3", "train.rtol": rtol,
-                                                     "train.predictive": True, "train.max_steps": 200_000}, 3)
+            for d in deltas if "euler" in solvers or d == ref_delta}
+    pairs = {"bosh3": ("Bogacki-Shampine", (1e-1, 5e-2, 1e-2)), "dopri5": ("Dormand-Prince", (1e-1, 5e-2))}
+    for solver, (label, rtols) in pairs.items():
+        for rtol in rtols if solver in solvers else ():
+            runs[f"{label}, rtol {rtol:g}"] = ({"mrp.solver": solver, "train.rtol": rtol, "train.predictive": True,
+                                                "train.max_steps": 200_000}, rk.TABLEAUS[solver].evals)
     recs = {name: run_method("mrp", cfg_of(**vals), seeds) for name, (vals, _) in runs.items()}
     ref = recs[f"Euler, delta {ref_delta:g}"]
     lines = [f"MRP of {config.name} (k = {base.data.k}), {seeds} seeds, to GD time {base.train.mrp_time:g}; "
@@ -279,17 +284,19 @@ def main(argv=None) -> int:
     p.add_argument("part", choices=list(PARTS) + ["compare", "erode"])
     p.add_argument("dirs", nargs="*", type=Path, help="compare: two results directories")
     p.add_argument("--no-gd", action="store_true", help="sl: leave out the plain-GD rows (1e5 steps each)")
-    p.add_argument("--seeds", default=None, help="S: seeds 0..S-1, or a comma-separated list of seeds (default 4; "
+    p.add_argument("--seeds", default=None, help="S: seeds 0..S-1, or a comma-separated list ('3,' is seed 3 alone; default 4; "
                                                  "sl: seeds 8 and 11, whose windows close before 1e6 in the default "
                                                  "run; erode: seed 0)")
     p.add_argument("--config", type=Path, default=DEFAULT, help="erode, mrp: the config whose SL / MRP is run")
     p.add_argument("--ref-delta", type=float, default=None, help="mrp: Euler's delta for the reference "
                                                                        "(default train.delta / 16)")
     p.add_argument("--rtols", default="1e-2,1e-3,5e-2", help="erode: the rtols, comma-separated")
+    p.add_argument("--solvers", default="euler,bosh3", help="mrp: the steps compared, from euler, bosh3, dopri5 "
+                                                           "(the Euler reference always runs)")
     args = p.parse_args(argv)
     seeds = args.seeds or ([8, 11] if args.part == "sl" else 1 if args.part == "erode" else 4)
     if isinstance(seeds, str):
-        seeds = [int(s) for s in seeds.split(",")] if "," in seeds else int(seeds)
+        seeds = [int(s) for s in seeds.split(",") if s] if "," in seeds else int(seeds)
     if args.part == "compare":
         lines = compare(*args.dirs)
     elif args.part == "erode":
@@ -298,7 +305,7 @@ def main(argv=None) -> int:
     elif args.part == "sl":
         lines = part_sl(seeds, args.no_gd)
     elif args.part == "mrp":
-        lines = part_mrp(seeds, args.config, args.ref_delta)
+        lines = part_mrp(seeds, args.config, args.ref_delta, tuple(args.solvers.split(",")))
     else:
         lines = PARTS[args.part](seeds)
     text = "\n".join(lines) + "\n"
@@ -306,6 +313,7 @@ def main(argv=None) -> int:
     name = args.part if args.part != "compare" else f"compare_{args.dirs[0].name}_{args.dirs[1].name}"
     name += f"_{args.config.stem}" if args.part == "erode" or (args.part == "mrp" and args.config != DEFAULT) else ""
     name += f"_seeds{str(args.seeds).replace(',', '-')}" if args.part == "erode" and args.seeds else ""
+    name += f"_{args.solvers.replace(',', '-')}" if args.part == "mrp" and args.solvers != "euler,bosh3" else ""
     name += "_no_gd" if args.part == "sl" and args.no_gd else ""
     (OUT / f"{name}.md").write_text(text)
     print(text)
