@@ -33,16 +33,18 @@ def test_mrp_shortcuts_match_plain_gd(rule):
         assert agree4 >= 0.98 and med4 <= med / 2
 
 
-def test_mrp_per_kernel_runge_kutta_matches_plain_gd():
-    """The option mrp.solver = 'bosh3' (per-kernel clocks, at rest on the cap as with Euler; the
-    default PI controller) at rtol 5e-3 against the same plain-GD reference: it resolves the kernels
-    near saddles that Euler at the default delta gets wrong by ~0.7 of varrho. Measured: captured
-    agreement 0.997 (Euler 0.983), median 7e-5 (Euler 6e-4), worst 0.029 of the largest Lambda
-    (Euler 0.73), 248 steps (Euler 127). At rtol 1e-2 the PI controller's worst is 0.118 (the
-    integral controller's 0.007, in 331 steps). Not the default: on the default config kernels on
-    the cap step ~ 1/(their stiffness), 3 evaluations each (README, "Speed")."""
+@pytest.mark.parametrize("solver", ["bosh3", "dopri5"])
+def test_mrp_per_kernel_runge_kutta_matches_plain_gd(solver):
+    """The options mrp.solver = 'bosh3' and 'dopri5' (per-kernel clocks, at rest on the cap as with
+    Euler; the default PI controller) at rtol 5e-3 against the same plain-GD reference: they resolve
+    the kernels near saddles that Euler at the default delta gets wrong by ~0.7 of varrho. Measured,
+    Bogacki-Shampine: captured agreement 0.997 (Euler 0.983), median 7e-5 (Euler 6e-4), worst 0.029
+    of the largest Lambda (Euler 0.73), 248 steps (Euler 127). At rtol 1e-2 the PI controller's
+    worst is 0.118 (the integral controller's 0.007, in 331 steps). Dormand-Prince: 1.000, 7.5e-5,
+    0.084, 54 steps of 6 evaluations (at rtol 5e-2: 0.993, 2.8e-4, 0.46 in 17 steps). Neither is the
+    default (docs/results.md, "A fifth-order pair")."""
     (agree, med, mx, steps), = compare("mrp", {"mrp.step": "gd", "train.lr": 1.0},
-                                       [{"mrp.step": "per_kernel", "mrp.solver": "bosh3", "train.rtol": 5e-3}],
+                                       [{"mrp.step": "per_kernel", "mrp.solver": solver, "train.rtol": 5e-3}],
                                        MRP_TIMES, seeds=16)
     assert agree >= 0.98 and med <= 0.005
     assert mx <= 0.1  # an error bound Euler's default does not meet (0.76)
