@@ -1,6 +1,6 @@
 """The k study's trends with SL's erosion times read at a tighter rtol.
 
-    .venv/bin/python docs/scripts/erode_trend.py [--rtol 1e-2] [--seeds docs/scaling/seeds.csv]
+    .venv/bin/python docs/scripts/erode_trend.py [--rtol 1e-2] [--study docs/scaling/seeds.csv]
 
 `validate.py erode --config experiments/kK.toml --rtols R --seeds S` keeps SL's record of seed S at
 rtol R in results/validate/erode/. This script puts each such seed's t_erode in place of the study's
@@ -57,8 +57,10 @@ def replace(study: pd.DataFrame, tight: pd.DataFrame) -> tuple[pd.DataFrame, pd.
         if abs(out.at[i, "t_fit"] / r.t_fit - 1) > 0.01:
             raise SystemExit(f"{r.source} seed {r.seed}: t_fit {r.t_fit:.4g} against the study's "
                              f"{out.at[i, 't_fit']:.4g}: not the same run")
+        with np.errstate(invalid="ignore"):  # a window open in both runs: inf / inf, shown as nan
+            ratio = out.at[i, "t_erode"] / r.t_erode
         changed.append({"source": r.source, "seed": r.seed, "k": out.at[i, "k"], "t_erode_study": out.at[i, "t_erode"],
-                        "t_erode_tight": r.t_erode, "ratio": out.at[i, "t_erode"] / r.t_erode})
+                        "t_erode_tight": r.t_erode, "ratio": ratio})
         out.at[i, "t_erode"] = r.t_erode
         out.at[i, "ordered"] = scaling.ordered(out.at[i, "t_cap"], r.t_erode, out.at[i, "sl_end"], out.at[i, "t_fit"])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -76,10 +78,10 @@ def markdown(df: pd.DataFrame) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rtol", type=float, default=1e-2, help="the rtol of the erosion records used (default 1e-2)")
-    p.add_argument("--seeds", type=Path, default=ROOT / "docs" / "scaling" / "seeds.csv", help="the study's per-seed table")
+    p.add_argument("--study", type=Path, default=ROOT / "docs" / "scaling" / "seeds.csv", help="the study's per-seed table")
     p.add_argument("--store", type=Path, default=V.OUT / "erode", help="validate.py erode's records")
     a = p.parse_args(argv)
-    study = pd.read_csv(a.seeds)
+    study = pd.read_csv(a.study)
     tight = tight_erosion_times(a.store, a.rtol)
     if tight.empty:
         raise SystemExit(f"no erosion records at rtol {a.rtol:g} in {a.store}: run validate.py erode first")
